@@ -1,0 +1,3 @@
+from kartu.cli import main
+
+main()

@@ -1,0 +1,179 @@
+"""Rate limits shared by every process: Redis when ``KARTU_REDIS_URL`` is set, else the database.
+
+Both stores run the same *sliding-window counter* algorithm: hits are counted in fixed windows of
+``period`` seconds and the estimate is ``current + previous × (unexpired share of the previous
+window)``. Increments are atomic (Redis INCR; SQL ``INSERT … ON CONFLICT DO UPDATE … RETURNING``),
+so concurrent processes never lose a hit. Keys are pseudonymised before they are stored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from functools import cache
+from typing import Protocol
+
+from django.conf import settings
+from django.db import connection
+
+from kartu.core.crypto import pseudonym
+
+
+@dataclass(frozen=True)
+class Limit:
+    count: int
+    period: int  # seconds
+
+    @classmethod
+    def named(cls, name: str) -> Limit:
+        count, period = settings.KARTU_LIMITS[name]
+        return cls(int(count), int(period))
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    estimate: float
+    retry_after: int  # seconds until the estimate falls below the limit (0 when allowed)
+
+
+class Store(Protocol):
+    def incr(self, bucket: str, slot: int, ttl: int) -> tuple[int, int]:
+        """Add one hit to ``slot``; return (count in slot, count in slot - 1)."""
+
+    def peek(self, bucket: str, slot: int) -> tuple[int, int]: ...
+
+    def clear(self, bucket: str) -> None: ...
+
+
+class DatabaseStore:
+    table = "core_ratecounter"
+
+    def incr(self, bucket: str, slot: int, ttl: int) -> tuple[int, int]:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {self.table} (bucket, slot, count) VALUES (%s, %s, 1) "
+                f"ON CONFLICT (bucket, slot) DO UPDATE SET count = {self.table}.count + 1 "
+                "RETURNING count",
+                [bucket, slot],
+            )
+            current = cur.fetchone()[0]
+            cur.execute(
+                f"SELECT count FROM {self.table} WHERE bucket = %s AND slot = %s",
+                [bucket, slot - 1],
+            )
+            row = cur.fetchone()
+        return int(current), int(row[0]) if row else 0
+
+    def peek(self, bucket: str, slot: int) -> tuple[int, int]:
+        with connection.cursor() as cur:
+            cur.execute(
+                f"SELECT slot, count FROM {self.table} WHERE bucket = %s AND slot IN (%s, %s)",
+                [bucket, slot, slot - 1],
+            )
+            counts = dict(cur.fetchall())
+        return int(counts.get(slot, 0)), int(counts.get(slot - 1, 0))
+
+    def clear(self, bucket: str) -> None:
+        with connection.cursor() as cur:
+            cur.execute(f"DELETE FROM {self.table} WHERE bucket = %s", [bucket])
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete windows no limit can read any more (older than the previous window)."""
+        from kartu.core.models import RateCounter
+
+        now = time.time() if now is None else now
+        deleted = 0
+        for period in {int(p) for _c, p in settings.KARTU_LIMITS.values()}:
+            cutoff = math.floor(now / period) - 1
+            deleted += RateCounter.objects.filter(
+                bucket__startswith=f"p{period}:", slot__lt=cutoff
+            ).delete()[0]
+        return deleted
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+    def _key(self, bucket: str, slot: int) -> str:
+        return f"kartu:rl:{bucket}:{slot}"
+
+    def incr(self, bucket: str, slot: int, ttl: int) -> tuple[int, int]:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.incr(self._key(bucket, slot))
+        pipe.expire(self._key(bucket, slot), ttl)
+        pipe.get(self._key(bucket, slot - 1))
+        current, _, previous = pipe.execute()
+        return int(current), int(previous or 0)
+
+    def peek(self, bucket: str, slot: int) -> tuple[int, int]:
+        current, previous = self.client.mget(self._key(bucket, slot), self._key(bucket, slot - 1))
+        return int(current or 0), int(previous or 0)
+
+    def clear(self, bucket: str) -> None:
+        keys = list(self.client.scan_iter(match=f"kartu:rl:{bucket}:*", count=100))
+        if keys:
+            self.client.delete(*keys)
+
+
+@cache
+def _redis_store(url: str) -> RedisStore:
+    return RedisStore(url)
+
+
+def default_store() -> Store:
+    if settings.REDIS_URL:
+        return _redis_store(settings.REDIS_URL)
+    return DatabaseStore()
+
+
+class RateLimiter:
+    def __init__(self, store: Store | None = None) -> None:
+        self._store = store
+
+    @property
+    def store(self) -> Store:
+        return self._store or default_store()
+
+    @staticmethod
+    def bucket(scope: str, key: str, limit: Limit) -> str:
+        return f"p{limit.period}:{scope}:{pseudonym(key, 'ratelimit')}"
+
+    def _decide(self, current: int, previous: int, limit: Limit, now: float) -> Decision:
+        elapsed = now % limit.period
+        weight = (limit.period - elapsed) / limit.period
+        estimate = current + previous * weight
+        if estimate <= limit.count:
+            return Decision(True, estimate, 0)
+        # When will current + previous*w(t) drop to the limit? Only the previous window decays
+        # within this window; if `current` alone exceeds it, wait for the next window too.
+        if current <= limit.count and previous:
+            needed = (estimate - limit.count) / previous * limit.period
+            retry = math.ceil(needed)
+        else:
+            retry = math.ceil(limit.period - elapsed + limit.period * min(1.0, weight))
+        return Decision(False, estimate, max(1, retry))
+
+    def hit(self, scope: str, key: str, limit: Limit, now: float | None = None) -> Decision:
+        """Count one attempt and say whether it is within the limit (the attempt counts even
+        when refused, so hammering keeps a key limited)."""
+        now = time.time() if now is None else now
+        slot = math.floor(now / limit.period)
+        current, previous = self.store.incr(
+            self.bucket(scope, key, limit), slot, ttl=2 * limit.period
+        )
+        return self._decide(current, previous, limit, now)
+
+    def peek(self, scope: str, key: str, limit: Limit, now: float | None = None) -> Decision:
+        """Would one more hit be allowed? (Does not count.)"""
+        now = time.time() if now is None else now
+        slot = math.floor(now / limit.period)
+        current, previous = self.store.peek(self.bucket(scope, key, limit), slot)
+        return self._decide(current + 1, previous, limit, now)
+
+    def clear(self, scope: str, key: str, limit: Limit) -> None:
+        self.store.clear(self.bucket(scope, key, limit))

@@ -1,0 +1,32 @@
+"""``kartu keys rotate|status`` — field-encryption and blind-index key management."""
+
+from __future__ import annotations
+
+import json
+from argparse import ArgumentParser
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from kartu.registry import keys
+
+
+class Command(BaseCommand):
+    help = "Rotate or inspect the field-encryption and blind-index keys."
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        rot = sub.add_parser("rotate", help="rotate keys and re-encrypt / re-index, online")
+        rot.add_argument("--field", action="store_true", help="only the field-encryption key")
+        rot.add_argument("--index", action="store_true", help="only the blind-index key")
+        sub.add_parser("status", help="which keys are live and how many rows use each")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["action"] == "status":
+            self.stdout.write(json.dumps(keys.status(), indent=2))
+            return
+        both = not (opts["field"] or opts["index"])
+        report = keys.rotate(
+            field=both or opts["field"], index=both or opts["index"], log=self.stdout.write
+        )
+        self.stdout.write(report.text())

@@ -1,0 +1,370 @@
+"""Identity verification and disclosure: the one rule every channel calls.
+
+"This person says they are NIK n, name x, born in p on d: may we tell them their KPJ numbers?"
+
+Two factor sets:
+
+* ``full``: NIK, full name, place and date of birth (every written channel, and agents);
+* ``phone``: NIK, date of birth, and the caller's number equal to the phone on file (the phone line).
+
+Privacy rules built in here, so no door can forget them:
+
+* the requester is never told which field was wrong, and an unknown NIK takes the same path as a
+  wrong field: the same queries (a NIK not in the registry is compared against a decoy record, so
+  the same matching and decryption work happens) and the same answer;
+* rate limits per requester key (members 5/hour, staff keys ``agent:``/``cli:`` 60/hour) and per
+  NIK (3 failed attempts per 24 h lock automated disclosure until an agent or the owner clears it);
+* every attempt and every disclosure is written to the hash-chained audit in the same transaction.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from datetime import date
+from functools import cache
+
+from django.db import transaction
+
+from kartu.core import crypto
+from kartu.core.phone import InvalidPhone, normalize_phone
+from kartu.core.ratelimit import Limit, RateLimiter
+from kartu.registry import audit, nik as nik_rules
+from kartu.registry.matching import names_match, places_match
+from kartu.registry.models import (
+    NIK_AAD,
+    PHONE_AAD,
+    AuditEvent,
+    Membership,
+    NikLock,
+    Person,
+)
+
+FACTOR_SETS = ("full", "phone")
+STAFF_PREFIXES = ("agent:", "cli:")
+
+
+class InvalidClaim(ValueError):
+    """The claim is not even well-formed (checked before anything touches the registry)."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Claim:
+    nik: str
+    birth_date: date
+    full_name: str = ""
+    birth_place: str = ""
+    phone: str = ""
+    factors: str = "full"
+
+
+@dataclass(frozen=True)
+class MembershipInfo:
+    kpj: str
+    employer: str
+    status: str
+    registered_on: str | None
+    programmes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Verification:
+    verified: bool
+    limited: bool
+    reason: str  # internal reason code; never shown to the requester
+    memberships: tuple[MembershipInfo, ...] = ()
+    person_id: int | None = None
+    audit_id: int | None = None
+    retry_after: int = 0
+
+    @property
+    def kpj(self) -> list[str]:
+        return sorted(m.kpj for m in self.memberships)
+
+    def public_dict(self) -> dict[str, object]:
+        """What a requester (or a script) may see: no reason code, no internal ids."""
+        return {
+            "verified": self.verified,
+            "kpj": self.kpj,
+            "memberships": [
+                {"kpj": m.kpj, "employer": m.employer, "status": m.status}
+                for m in sorted(self.memberships, key=lambda m: m.kpj)
+            ],
+            "limited": self.limited,
+        }
+
+
+def parse_claim(
+    *,
+    nik: str,
+    birth_date: str | date,
+    full_name: str | None = None,
+    birth_place: str | None = None,
+    phone: str | None = None,
+    factors: str = "full",
+) -> Claim:
+    """Check that a claim is well-formed; raise InvalidClaim naming the field otherwise."""
+    if factors not in FACTOR_SETS:
+        raise InvalidClaim("factors", f"unknown factor set {factors!r}")
+    compact = nik_rules.compact(nik or "")
+    try:
+        nik_rules.validate(compact)
+    except nik_rules.InvalidNik as exc:
+        raise InvalidClaim("nik", f"NIK: {exc}") from None
+    if isinstance(birth_date, str):
+        try:
+            dob = date.fromisoformat(birth_date.strip())
+        except ValueError:
+            raise InvalidClaim("birth_date", "date of birth must be YYYY-MM-DD") from None
+    else:
+        dob = birth_date
+    if factors == "full":
+        if not (full_name or "").strip():
+            raise InvalidClaim("full_name", "full name is required")
+        if not (birth_place or "").strip():
+            raise InvalidClaim("birth_place", "place of birth is required")
+        return Claim(compact, dob, full_name.strip(), birth_place.strip(), "", "full")  # type: ignore[union-attr]
+    try:
+        caller = normalize_phone(phone or "")
+    except InvalidPhone:
+        raise InvalidClaim("phone", "the caller's phone number is missing or malformed") from None
+    return Claim(compact, dob, "", "", caller, "phone")
+
+
+def is_staff(requester_key: str) -> bool:
+    return requester_key.startswith(STAFF_PREFIXES)
+
+
+def channel_of(requester_key: str) -> str:
+    return requester_key.split(":", 1)[0] or "unknown"
+
+
+def requester_reference(requester_key: str) -> str:
+    """Staff keys are kept as they are; member keys (email addresses, phone numbers, platform
+    ids) are pseudonymised so the audit holds no contact data."""
+    if is_staff(requester_key):
+        return requester_key
+    scheme, _, ident = requester_key.partition(":")
+    return f"{scheme}:#{crypto.pseudonym(ident, 'requester')}"
+
+
+@dataclass(frozen=True)
+class _Decoy:
+    """Stands in for the registry record when the NIK is unknown, so the comparison work
+    (string matching, one decryption) is the same as for a known NIK with a wrong field."""
+
+    pk: None
+    full_name: str
+    birth_place: str
+    birth_date: date
+    phone_cipher: bytes
+
+
+@cache
+def _decoy(ring_field_kid: str) -> _Decoy:
+    return _Decoy(
+        pk=None,
+        full_name="NAMA PESERTA TIDAK DIKENAL SAMA SEKALI",
+        birth_place="TEMPAT TIDAK DIKENAL",
+        birth_date=date(1900, 1, 1),
+        phone_cipher=crypto.encrypt("+620000000000", PHONE_AAD),
+    )
+
+
+_limiter = RateLimiter()
+
+
+def _compare(claim: Claim, record: Person | _Decoy) -> str:
+    """Return the first failing factor's reason code, or "" when every factor matches.
+
+    Every factor is evaluated (no short-circuit) so the work does not depend on which failed."""
+    dob_ok = claim.birth_date == record.birth_date
+    if claim.factors == "full":
+        name_ok = names_match(claim.full_name, record.full_name)
+        place_ok = places_match(claim.birth_place, record.birth_place)
+        phone_ok = True
+    else:
+        name_ok = place_ok = True
+        on_file = crypto.decrypt(record.phone_cipher, PHONE_AAD) if record.phone_cipher else ""
+        phone_ok = bool(on_file) and hmac.compare_digest(on_file, claim.phone)
+    for ok, code in (
+        (dob_ok, "dob_mismatch"),
+        (name_ok, "name_mismatch"),
+        (place_ok, "place_mismatch"),
+        (phone_ok, "phone_mismatch"),
+    ):
+        if not ok:
+            return code
+    return ""
+
+
+def _membership_info(m: Membership) -> MembershipInfo:
+    return MembershipInfo(
+        kpj=m.kpj,
+        employer=m.employer,
+        status=m.status,
+        registered_on=m.registered_on.isoformat() if m.registered_on else None,
+        programmes=m.programme_list,
+    )
+
+
+def verify_identity(
+    claim: Claim, requester_key: str, *, agent: str = "", disclose: bool = True
+) -> Verification:
+    """Decide whether ``claim`` matches a registry person and, when it does and ``disclose`` is
+    true, record the disclosure of their KPJ numbers. One transaction, one audit record."""
+    ring = crypto.keyring()
+    indexes = crypto.blind_indexes(claim.nik, ring)
+    subject = indexes[0]
+    channel = channel_of(requester_key)
+    ref = requester_reference(requester_key)
+    staff = is_staff(requester_key)
+
+    def record(outcome: str, reason: str, person_id: int | None, memberships: str = "") -> int:
+        action = (
+            AuditEvent.Action.DISCLOSE
+            if outcome == AuditEvent.Outcome.DISCLOSED
+            else AuditEvent.Action.VERIFY
+        )
+        return audit.append(
+            action=action,
+            channel=channel,
+            requester_ref=ref,
+            subject_index=subject,
+            person_id=person_id,
+            outcome=outcome,
+            reason=reason,
+            agent=agent,
+            memberships=memberships,
+        ).pk
+
+    with transaction.atomic():
+        limit = Limit.named("staff" if staff else "requester")
+        decision = _limiter.hit("verify", requester_key, limit)
+        if not decision.allowed:
+            audit_id = record(AuditEvent.Outcome.LIMITED, "requester_limit", None)
+            return Verification(False, True, "requester_limit", (), None, audit_id,
+                                decision.retry_after)
+
+        locked = NikLock.objects.filter(nik_index__in=indexes).exists()
+        rows = list(
+            Membership.objects.filter(person__nik_index__in=indexes).select_related("person")
+        )
+        person: Person | None = rows[0].person if rows else None
+        reason = _compare(claim, person or _decoy(ring.active_field))
+        if person is None:
+            reason = "nik_unknown"
+        person_id = person.pk if person else None
+
+        if locked:
+            audit_id = record(AuditEvent.Outcome.LIMITED, "nik_locked", person_id)
+            return Verification(False, True, "nik_locked", (), None, audit_id)
+
+        if reason:
+            failures = _limiter.hit("nik_failures", subject, Limit.named("nik_failures"))
+            audit_id = record(AuditEvent.Outcome.NOT_VERIFIED, reason, person_id)
+            if failures.estimate >= Limit.named("nik_failures").count:
+                _lock(subject, person_id, channel, ref, agent)
+            return Verification(False, False, reason, (), person_id, audit_id)
+
+        infos = tuple(_membership_info(m) for m in rows)
+        if disclose:
+            audit_id = record(
+                AuditEvent.Outcome.DISCLOSED, "", person_id, ",".join(str(m.pk) for m in rows)
+            )
+        else:
+            audit_id = record(AuditEvent.Outcome.VERIFIED, "", person_id)
+        return Verification(True, False, "", infos, person_id, audit_id)
+
+
+def record_disclosure(
+    verification: Verification, requester_key: str, *, agent: str = "", reason: str = ""
+) -> int:
+    """Record a disclosure that follows an earlier verification (e.g. after a one-time code)."""
+    if not verification.verified or verification.person_id is None:
+        raise ValueError("only a verified identity can be disclosed")
+    ids = Membership.objects.filter(
+        person_id=verification.person_id, kpj__in=verification.kpj
+    ).values_list("pk", flat=True)
+    person = Person.objects.only("nik_index").get(pk=verification.person_id)
+    return audit.append(
+        action=AuditEvent.Action.DISCLOSE,
+        channel=channel_of(requester_key),
+        requester_ref=requester_reference(requester_key),
+        subject_index=person.nik_index,
+        person_id=verification.person_id,
+        outcome=AuditEvent.Outcome.DISCLOSED,
+        reason=reason,
+        agent=agent,
+        memberships=",".join(str(i) for i in sorted(ids)),
+    ).pk
+
+
+def _lock(subject: str, person_id: int | None, channel: str, ref: str, agent: str) -> None:
+    _, created = NikLock.objects.get_or_create(nik_index=subject)
+    if created:
+        audit.append(
+            action=AuditEvent.Action.LOCK,
+            channel=channel,
+            requester_ref=ref,
+            subject_index=subject,
+            person_id=person_id,
+            outcome=AuditEvent.Outcome.DONE,
+            reason="too_many_failures",
+            agent=agent,
+        )
+
+
+def is_locked(nik: str) -> bool:
+    indexes = crypto.blind_indexes(nik_rules.compact(nik))
+    return NikLock.objects.filter(nik_index__in=indexes).exists()
+
+
+def clear_nik_lock(nik: str, *, by: str) -> bool:
+    """Clear the lock on ``nik`` (an agent, an operator, or the owner after proving control of
+    their account). ``by`` is a staff key or ``member:<account id>``. Audited."""
+    compact = nik_rules.compact(nik)
+    indexes = crypto.blind_indexes(compact)
+    with transaction.atomic():
+        deleted, _ = NikLock.objects.filter(nik_index__in=indexes).delete()
+        for index in indexes:
+            _limiter.clear("nik_failures", index, Limit.named("nik_failures"))
+        person = Person.objects.filter(nik_index__in=indexes).only("pk").first()
+        if deleted:
+            audit.append(
+                action=AuditEvent.Action.UNLOCK,
+                channel=channel_of(by),
+                requester_ref=requester_reference(by),
+                subject_index=indexes[0],
+                person_id=person.pk if person else None,
+                outcome=AuditEvent.Outcome.DONE,
+                reason="cleared",
+                agent=by.split(":", 1)[1] if by.startswith("agent:") else "",
+            )
+    return bool(deleted)
+
+
+def find_person(nik: str) -> Person | None:
+    """Look a person up by NIK (for staff tools; members go through verify_identity)."""
+    compact = nik_rules.compact(nik)
+    return Person.objects.filter(nik_index__in=crypto.blind_indexes(compact)).first()
+
+
+__all__ = [
+    "NIK_AAD",
+    "Claim",
+    "InvalidClaim",
+    "MembershipInfo",
+    "Verification",
+    "clear_nik_lock",
+    "find_person",
+    "is_locked",
+    "parse_claim",
+    "record_disclosure",
+    "verify_identity",
+]

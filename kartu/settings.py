@@ -1,0 +1,206 @@
+"""Django settings for kartu.
+
+Every setting an operator may change comes from a ``KARTU_*`` environment variable with a safe
+default; the README lists them all. Secrets that are not given are generated once into the data
+directory (with a warning) so that a fresh checkout runs with nothing to configure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from kartu.core.config import env_bool, env_int, env_str, load_or_create_secret
+
+BASE_DIR = Path(__file__).resolve().parent
+DATA_DIR = Path(env_str("KARTU_DATA_DIR", "var")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("KARTU_DEBUG", False)
+SECRET_KEY = env_str("KARTU_SECRET_KEY", "") or load_or_create_secret(DATA_DIR, "secret_key")
+
+PUBLIC_URL = env_str("KARTU_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+_public_host = PUBLIC_URL.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+ALLOWED_HOSTS = [
+    h.strip()
+    for h in env_str("KARTU_ALLOWED_HOSTS", f"{_public_host},127.0.0.1,localhost").split(",")
+    if h.strip()
+]
+CSRF_TRUSTED_ORIGINS = [PUBLIC_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_tasks",
+    "django_tasks_db",
+    "kartu.core",
+    "kartu.registry",
+    "kartu.desk",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "kartu.urls"
+WSGI_APPLICATION = "kartu.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite is the embedded default (nothing to install); PostgreSQL is what production uses.
+SQLITE_PATH = DATA_DIR / "kartu.sqlite3"
+DATABASE_URL = env_str("KARTU_DATABASE_URL", f"sqlite:///{SQLITE_PATH}")
+
+
+def _database(url: str) -> dict[str, Any]:
+    db: dict[str, Any] = dict(dj_database_url.parse(url))
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at BEGIN so
+        # concurrent writers queue on the busy timeout instead of failing with "database is
+        # locked" half-way through a transaction.
+        db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": (
+                "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=20000;"
+                "PRAGMA foreign_keys=ON;"
+            ),
+        }
+    else:
+        db["CONN_MAX_AGE"] = env_int("KARTU_DB_CONN_MAX_AGE", 60)
+        db["CONN_HEALTH_CHECKS"] = True
+    db.setdefault("TEST", {})
+    return db
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, sessions, rate limits -----------------------------------------------------------
+# With Redis: cache, sessions and rate-limit counters live there. Without it, the database
+# cache is still shared by every process (a per-process memory cache would not be).
+REDIS_URL = env_str("KARTU_REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "kartu",
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "kartu_cache",
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- Background tasks -----------------------------------------------------------------------
+TASKS = {
+    "default": {
+        "BACKEND": env_str("KARTU_TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+    }
+}
+
+# --- Security -------------------------------------------------------------------------------
+PASSWORD_HASHERS = [
+    "kartu.core.hashers.Argon2idOwaspHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+_https = PUBLIC_URL.startswith("https://")
+SESSION_COOKIE_SECURE = _https
+CSRF_COOKIE_SECURE = _https
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Internationalisation -------------------------------------------------------------------
+LANGUAGE_CODE = "id"
+LANGUAGES = [("id", "Bahasa Indonesia"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = "Asia/Jakarta"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- kartu ----------------------------------------------------------------------------------
+# Field-encryption and blind-index keys: "kid:base64key,kid:base64key" — the first is active,
+# the others are still read (encryption) or still looked up (blind index) until a rotation ends.
+KARTU_FIELD_KEYS = env_str("KARTU_FIELD_KEYS", "")
+KARTU_BLIND_INDEX_KEYS = env_str("KARTU_BLIND_INDEX_KEYS", "")
+KARTU_KEYS_FILE = DATA_DIR / "keys.json"
+
+KARTU_LIMITS = {
+    # verification attempts per requester key per hour (member channels)
+    "requester": (env_int("KARTU_LIMIT_REQUESTER_PER_HOUR", 5), 3600),
+    # staff keys ("agent:…", "cli:…")
+    "staff": (env_int("KARTU_LIMIT_STAFF_PER_HOUR", 60), 3600),
+    # failed attempts per NIK per 24 h before automated disclosure is locked
+    "nik_failures": (env_int("KARTU_LIMIT_NIK_FAILURES_PER_DAY", 3), 86400),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_pii": {"()": "kartu.core.logging.RedactPiiFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact_pii"],
+            "formatter": "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("KARTU_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
