@@ -66,9 +66,8 @@ def load_or_create_secret(data_dir: Path, name: str, nbytes: int = 32) -> str:
         with os.fdopen(fd, "w") as fh:
             json.dump(stored, fh, indent=2)
         os.replace(tmp, path)
-        print(
+        sys.stderr.write(
             f"kartu: WARNING generated {name} into {path}; set it through the environment in "
-            "production and keep a backup of it.",
-            file=sys.stderr,
+            "production and keep a backup of it.\n"
         )
     return stored[name]

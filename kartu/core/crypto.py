@@ -119,11 +119,10 @@ def _create_keys_file(path: Path) -> None:
             "index": {"active": "i1", "keys": {"i1": new_key()}},
         },
     )
-    print(
+    sys.stderr.write(
         f"kartu: WARNING generated field-encryption and blind-index keys into {path}. "
         "Back this file up: NIKs encrypted with a lost key cannot be recovered. In production "
-        "give KARTU_FIELD_KEYS and KARTU_BLIND_INDEX_KEYS instead.",
-        file=sys.stderr,
+        "give KARTU_FIELD_KEYS and KARTU_BLIND_INDEX_KEYS instead.\n"
     )
 
 
@@ -153,7 +152,9 @@ class _KeyringCache:
         index_raw = settings.KARTU_BLIND_INDEX_KEYS
         if field_raw or index_raw:
             if not (field_raw and index_raw):
-                raise CryptoError("give both KARTU_FIELD_KEYS and KARTU_BLIND_INDEX_KEYS, or neither")
+                raise CryptoError(
+                    "give both KARTU_FIELD_KEYS and KARTU_BLIND_INDEX_KEYS, or neither"
+                )
             fkeys, factive = _parse_env_keys(field_raw, "KARTU_FIELD_KEYS")
             ikeys, iactive = _parse_env_keys(index_raw, "KARTU_BLIND_INDEX_KEYS")
             self._ring = Keyring(fkeys, factive, ikeys, iactive, "env")
@@ -236,8 +237,8 @@ def blind_index(value: str, kid: str | None = None, ring: Keyring | None = None)
 def blind_indexes(value: str, ring: Keyring | None = None) -> list[str]:
     """The value's blind index under every live index key, active first."""
     ring = ring or keyring()
-    return [hmac.digest(ring.index_keys[k], value.encode(), "sha256")[:16].hex()
-            for k in ring.index_kids]
+    data = value.encode()
+    return [hmac.digest(ring.index_keys[k], data, "sha256")[:16].hex() for k in ring.index_kids]
 
 
 def pseudonym(value: str, purpose: str) -> str:

@@ -14,7 +14,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import IO
 
-from kartu.registry import kpj as kpj_rules, regions
+from kartu.registry import kpj as kpj_rules
+from kartu.registry import regions
 from kartu.registry.importer import COLUMNS, OPTIONAL_COLUMNS
 
 MALE = (

@@ -29,7 +29,8 @@ from django.utils import timezone
 
 from kartu.core import crypto
 from kartu.core.phone import InvalidPhone, normalize_phone
-from kartu.registry import kpj as kpj_rules, nik as nik_rules
+from kartu.registry import kpj as kpj_rules
+from kartu.registry import nik as nik_rules
 from kartu.registry.models import EMAIL_AAD, NIK_AAD, PHONE_AAD, PROGRAMMES
 
 COLUMNS = (
@@ -289,8 +290,9 @@ class Writer:
             )
 
     def update_memberships(self, rows: list[tuple[Any, ...]]) -> None:
-        sql = ("UPDATE registry_membership SET employer={0}, status={0}, registered_on={0}, "
-               "programmes={0}, updated_at={0} WHERE kpj={0}").format(self.ph)
+        p = self.ph
+        sql = (f"UPDATE registry_membership SET employer={p}, status={p}, registered_on={p}, "
+               f"programmes={p}, updated_at={p} WHERE kpj={p}")
         self.raw.cursor().executemany(sql, rows)
 
 

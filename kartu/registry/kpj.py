@@ -71,9 +71,7 @@ def validate(value: str) -> str:
             hint = " 13 digits looks like a BPJS Kesehatan (JKN) card number."
         elif len(number) == 16:
             hint = " 16 digits looks like a NIK (national ID number)."
-        raise InvalidKpj(
-            "length", f"A KPJ number has 11 digits; this one has {len(number)}.{hint}"
-        )
+        raise InvalidKpj("length", f"A KPJ number has 11 digits; this one has {len(number)}.{hint}")
     return number
 
 

@@ -179,19 +179,19 @@ def _respell(text: str, rules: Sequence[tuple[str, str]]) -> str:
     return text
 
 
-def _title_pattern(titles: Iterable[str]) -> re.Pattern[str]:
+def _title_pattern(titles: Iterable[str], flags: int = 0) -> re.Pattern[str]:
     alternatives = []
     for title in titles:
         parts = [re.escape(part) for part in title.upper().split(".") if part]
         alternatives.append(r"\.?\s*".join(parts))
     # Longest first, so that S.Pd.I wins over S.Pd when both fit.
     alternatives.sort(key=len, reverse=True)
-    return re.compile(
-        rf"(?<!{_LETTER})(?:{'|'.join(alternatives)})(?:\.|(?!{_LETTER}))", re.IGNORECASE
-    )
+    return re.compile(rf"(?<!{_LETTER})(?:{'|'.join(alternatives)})(?:\.|(?!{_LETTER}))", flags)
 
 
-_TITLE_RE: Final = _title_pattern(DEGREES + HONORIFICS)
+_TITLE_RE: Final = _title_pattern(DEGREES + HONORIFICS, re.IGNORECASE)
+# Case-sensitive twin for text that is already upper case: about three times faster.
+_UPPER_TITLE_RE: Final = _title_pattern(DEGREES + HONORIFICS)
 _TITLE_KEYS: Final = frozenset(title_key(t) for t in DEGREES + HONORIFICS)
 _LEADING_TITLE_KEYS: Final = frozenset(title_key(t) for t in LEADING_HONORIFICS)
 _SPLIT_TITLE_FIRST_PARTS: Final = frozenset(title_key(t.split(".")[0]) for t in DEGREES)
@@ -294,7 +294,7 @@ def _letters_only(text: str) -> str:
 
 def normalize_name(name: str) -> str:
     """Normalise a person's name for comparison (see the module docstring)."""
-    text = _letters_only(remove_titles(_clean(name)))
+    text = _letters_only(_UPPER_TITLE_RE.sub(" ", _clean(name)))
     tokens = strip_titles(text.split())
     return " ".join([canonical_token(token) for token in tokens])
 

@@ -5,15 +5,17 @@
 Two factor sets:
 
 * ``full``: NIK, full name, place and date of birth (every written channel, and agents);
-* ``phone``: NIK, date of birth, and the caller's number equal to the phone on file (the phone line).
+* ``phone``: NIK, date of birth, and the caller's number equal to the phone on file (the phone
+  line).
 
 Privacy rules built in here, so no door can forget them:
 
 * the requester is never told which field was wrong, and an unknown NIK takes the same path as a
   wrong field: the same queries (a NIK not in the registry is compared against a decoy record, so
   the same matching and decryption work happens) and the same answer;
-* rate limits per requester key (members 5/hour, staff keys ``agent:``/``cli:`` 60/hour) and per
-  NIK (3 failed attempts per 24 h lock automated disclosure until an agent or the owner clears it);
+* rate limits per requester key (members 5/hour, staff keys ``agent:``/``cli:`` 60/hour) and
+  per NIK (3 failed attempts per 24 h lock automated disclosure until an agent or the owner
+  clears it);
 * every attempt and every disclosure is written to the hash-chained audit in the same transaction.
 """
 
@@ -29,7 +31,8 @@ from django.db import transaction
 from kartu.core import crypto
 from kartu.core.phone import InvalidPhone, normalize_phone
 from kartu.core.ratelimit import Limit, RateLimiter
-from kartu.registry import audit, nik as nik_rules
+from kartu.registry import audit
+from kartu.registry import nik as nik_rules
 from kartu.registry.matching import names_match, places_match
 from kartu.registry.models import (
     NIK_AAD,

@@ -1,0 +1,13 @@
+"""Test settings: kartu's settings with a throw-away data dir and a fast password hasher."""
+
+import os
+import tempfile
+
+os.environ.setdefault("KARTU_DATA_DIR", tempfile.mkdtemp(prefix="kartu-test-"))
+
+from kartu.settings import *  # noqa: F403
+
+# Argon2 is measured by the benchmark; tests need speed (as Saleor and Zulip do).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
