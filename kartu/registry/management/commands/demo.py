@@ -32,9 +32,14 @@ class Command(BaseCommand):
         if opts["if_empty"] and Person.objects.exists():
             self.stdout.write("registry already has people; demo data not loaded")
         else:
+            # The CSV holds NIKs in clear: write it, import it, and remove it (and its rejects).
             path = Path(settings.DATA_DIR) / "demo-registry.csv"
-            demo.write_csv_file(path, opts["people"], opts["seed"])
-            summary = importer.import_csv(path, progress=False)
+            try:
+                demo.write_csv_file(path, opts["people"], opts["seed"])
+                summary = importer.import_csv(path, progress=False)
+            finally:
+                path.unlink(missing_ok=True)
+                importer.rejects_path_for(path).unlink(missing_ok=True)
             self.stdout.write(summary.text())
         if opts["show"]:
             self.stdout.write("\nDemo identities (synthetic) to try:")

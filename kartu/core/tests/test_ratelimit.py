@@ -1,0 +1,122 @@
+"""Rate limits: the same sliding-window algorithm over the database and over Redis."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import close_old_connections
+
+from kartu.core.ratelimit import DatabaseStore, Limit, RateLimiter, RedisStore
+
+LIMIT = Limit(5, 3600)
+T0 = 1_800_000_000.0  # the start of a window (divisible by 3600)
+
+
+@pytest.fixture(params=["database", "redis"])
+def limiter(request):  # type: ignore[no-untyped-def]
+    if request.param == "database":
+        request.getfixturevalue("db")
+        return RateLimiter(DatabaseStore())
+    url = request.getfixturevalue("clean_redis")
+    return RateLimiter(RedisStore(url))
+
+
+pytestmark = pytest.mark.backends
+
+
+def test_allows_the_limit_then_refuses(limiter):
+    decisions = [limiter.hit("t", "email:a@x.id", LIMIT, now=T0 + i) for i in range(7)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False] * 2
+    assert decisions[-1].retry_after > 0
+
+
+def test_keys_are_counted_separately(limiter):
+    for _ in range(5):
+        limiter.hit("t", "a", LIMIT, now=T0)
+    assert not limiter.hit("t", "a", LIMIT, now=T0).allowed
+    assert limiter.hit("t", "b", LIMIT, now=T0).allowed
+    assert limiter.hit("other-scope", "a", LIMIT, now=T0).allowed
+
+
+def test_the_previous_window_fades_out(limiter):
+    for _ in range(5):
+        limiter.hit("t", "a", LIMIT, now=T0 + 3000)
+    # just after the window turns, the previous hits still count almost fully
+    assert not limiter.hit("t", "a", LIMIT, now=T0 + 3600 + 60).allowed
+    # late in the next window they have mostly faded
+    assert limiter.hit("t", "a", LIMIT, now=T0 + 3600 + 3000).allowed
+
+
+def test_peek_does_not_count_and_clear_resets(limiter):
+    for _ in range(4):
+        limiter.hit("t", "a", LIMIT, now=T0)
+    assert limiter.peek("t", "a", LIMIT, now=T0).allowed
+    assert limiter.peek("t", "a", LIMIT, now=T0).allowed
+    limiter.hit("t", "a", LIMIT, now=T0)
+    assert not limiter.peek("t", "a", LIMIT, now=T0).allowed
+    limiter.clear("t", "a", LIMIT)
+    assert limiter.hit("t", "a", LIMIT, now=T0).allowed
+
+
+def test_stored_keys_are_pseudonyms(limiter):
+    limiter.hit("t", "email:siti@contoh.id", LIMIT, now=T0)
+    bucket = limiter.bucket("t", "email:siti@contoh.id", LIMIT)
+    assert "siti" not in bucket and bucket.startswith("p3600:t:")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_hits_are_never_lost_in_the_database():
+    limiter = RateLimiter(DatabaseStore())
+    big = Limit(10_000, 3600)
+
+    def hammer() -> None:
+        try:
+            for _ in range(25):
+                limiter.hit("t", "shared", big, now=T0)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert limiter.peek("t", "shared", big, now=T0).estimate == 101  # 100 hits + the peek
+
+
+def test_concurrent_hits_are_never_lost_in_redis(clean_redis):
+    limiter = RateLimiter(RedisStore(clean_redis))
+    big = Limit(10_000, 3600)
+    threads = [threading.Thread(target=lambda: [limiter.hit("t", "s", big, now=T0)
+                                                for _ in range(50)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert limiter.peek("t", "s", big, now=T0).estimate == 201
+
+
+@pytest.mark.django_db
+def test_old_database_windows_are_pruned():
+    from kartu.core.models import RateCounter
+
+    limiter = RateLimiter(DatabaseStore())
+    limiter.hit("t", "a", LIMIT, now=T0)
+    limiter.hit("t", "a", LIMIT, now=T0 + 3 * 3600)
+    assert RateCounter.objects.count() == 2
+    assert DatabaseStore().prune(now=T0 + 3 * 3600) == 1
+    assert RateCounter.objects.count() == 1
+
+
+def test_verification_uses_redis_when_configured(clean_redis, settings, loaded_registry):
+    import redis
+
+    from kartu.registry import services
+
+    settings.REDIS_URL = clean_redis
+    claim = services.parse_claim(nik="3174055708900003", full_name="Siti Nurhaliza",
+                                 birth_place="Jakarta", birth_date="1990-08-17")
+    assert services.verify_identity(claim, "email:r@x.id").verified
+    keys = list(redis.Redis.from_url(clean_redis).scan_iter(match="kartu:rl:*"))
+    assert keys, "the requester's attempt was counted in Redis"
