@@ -204,3 +204,41 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("KARTU_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Help desk --------------------------------------------------------------------------------
+# Disclosure policy per channel: "direct" (the number is in the reply, the agency's practice) or
+# "confirm" (a one-time code goes to the email/phone on file first). "direct" or e.g.
+# "confirm" or "direct,email=confirm".
+KARTU_DISCLOSURE_POLICY = env_str("KARTU_DISCLOSURE_POLICY", "direct")
+KARTU_BOT_MAX_FAILURES = env_int("KARTU_BOT_MAX_FAILURES", 2)
+
+# SMS for one-time codes: console | file | twilio
+KARTU_SMS_BACKEND = env_str("KARTU_SMS_BACKEND", "console")
+KARTU_TWILIO_BASE_URL = env_str("KARTU_TWILIO_BASE_URL", "https://api.twilio.com")
+KARTU_TWILIO_ACCOUNT_SID = env_str("KARTU_TWILIO_ACCOUNT_SID", "")
+KARTU_TWILIO_AUTH_TOKEN = env_str("KARTU_TWILIO_AUTH_TOKEN", "")
+KARTU_TWILIO_FROM = env_str("KARTU_TWILIO_FROM", "")
+
+# Email: outbound through KARTU_SMTP_URL (smtp://user:pass@host:port, smtps:// for TLS);
+# without it, mail is written to the console.
+KARTU_CARE_ADDRESS = env_str("KARTU_CARE_ADDRESS", "care@kartu.localhost")
+DEFAULT_FROM_EMAIL = env_str("KARTU_FROM_EMAIL", KARTU_CARE_ADDRESS)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+KARTU_SMTP_URL = env_str("KARTU_SMTP_URL", "")
+if KARTU_SMTP_URL:
+    from urllib.parse import unquote, urlsplit
+
+    _smtp = urlsplit(KARTU_SMTP_URL)
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = _smtp.hostname or "127.0.0.1"
+    EMAIL_PORT = _smtp.port or (465 if _smtp.scheme == "smtps" else 25)
+    EMAIL_HOST_USER = unquote(_smtp.username or "")
+    EMAIL_HOST_PASSWORD = unquote(_smtp.password or "")
+    EMAIL_USE_SSL = _smtp.scheme == "smtps"
+    EMAIL_USE_TLS = "starttls" in _smtp.query
+    EMAIL_TIMEOUT = 20
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+KARTU_SMTP_LISTEN = env_str("KARTU_SMTP_LISTEN", "127.0.0.1:2525")
+KARTU_IMAP_URL = env_str("KARTU_IMAP_URL", "")
+KARTU_EMAIL_MAX_BYTES = env_int("KARTU_EMAIL_MAX_BYTES", 10 * 1024 * 1024)

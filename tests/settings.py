@@ -11,3 +11,4 @@ from kartu.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+LOGGING["loggers"]["django_tasks"] = {"level": "WARNING"}  # noqa: F405

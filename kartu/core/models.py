@@ -36,3 +36,25 @@ class PeriodicJob(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OneTimeCode(models.Model):
+    """A short-lived, single-use code sent to an email address or phone number on file.
+
+    Only a keyed hash of the code is stored. ``subject`` says what the code proves control of
+    (e.g. ``person:12``); ``purpose`` what it unlocks (``desk-disclosure``, ``account-link``)."""
+
+    purpose = models.CharField(max_length=32)
+    subject = models.CharField(max_length=64)
+    code_hash = models.CharField(max_length=64)
+    destination = models.CharField(max_length=8)  # "email" or "sms"
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["purpose", "subject", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"code for {self.purpose}/{self.subject}"

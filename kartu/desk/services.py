@@ -1,0 +1,333 @@
+"""The help desk's write paths: receive a message, run the bot, deliver replies, agent actions.
+
+A message's path::
+
+    channel view/listener → receive()      one transaction: contact, conversation, message
+                                           (unique on channel + platform id: a redelivery stops here)
+    → the channel acknowledges the platform (the message is on disk first)
+    → task process_inbound(message)        the bot decides; its reply and the state change are
+                                           written in one transaction with exactly one Outbox row
+    → task deliver(outbox)                 claims the row with a lease, calls the adapter's send(),
+                                           records the result; retries with backoff; dead letters
+
+Duplicates are confined to one window: only a worker that dies after the platform accepted a send
+and before it recorded that can cause a second send. Recovery from a dead worker is the outbox's
+own lease, reclaimed by a periodic job — the task backend does not reclaim crashed tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from kartu.core import crypto
+from kartu.desk import channels
+from kartu.desk.models import CONTACT_AAD, Contact, Conversation, Message, Outbox
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 20_000  # characters kept of one inbound message
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 8
+STALE_INBOUND = timedelta(seconds=60)
+
+
+def backoff(attempts: int) -> timedelta:
+    """5 s, 10 s, 20 s … capped at 15 minutes."""
+    return timedelta(seconds=min(5 * 2 ** max(attempts - 1, 0), 900))
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A platform event normalised by a channel adapter."""
+
+    channel: str
+    sender: str  # the channel's own sender id
+    external_id: str  # the platform's message id
+    text: str
+    sent_at: datetime | None = None
+    meta: dict[str, Any] | None = None  # transport details kept for the reply (email headers)
+
+
+def _contact(channel: str, sender: str) -> Contact:
+    index = crypto.blind_index(f"{channel}:{sender}")
+    contact = Contact.objects.filter(channel=channel, address_index=index).first()
+    if contact is None:
+        try:
+            with transaction.atomic():
+                contact = Contact.objects.create(
+                    channel=channel, address_index=index,
+                    address_cipher=crypto.encrypt(sender, CONTACT_AAD),
+                )
+        except IntegrityError:  # created concurrently
+            contact = Contact.objects.get(channel=channel, address_index=index)
+    return contact
+
+
+def _open_conversation(contact: Contact) -> Conversation:
+    conversation = (
+        Conversation.objects.filter(contact=contact)
+        .exclude(status=Conversation.Status.RESOLVED)
+        .order_by("-pk")
+        .first()
+    )
+    if conversation is None:
+        conversation = Conversation.objects.create(contact=contact, channel=contact.channel)
+    return conversation
+
+
+def receive(event: Inbound, *, enqueue: bool = True) -> Message | None:
+    """Store an inbound message; return None when it is a redelivery of one already stored.
+
+    Commits before returning, so the caller may acknowledge the platform afterwards.
+    """
+    text = event.text if isinstance(event.text, str) else ""
+    # No NUL bytes, no lone surrogates (they cannot be stored or encrypted as UTF-8).
+    text = text[:MAX_TEXT].replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    try:
+        with transaction.atomic():
+            contact = _contact(event.channel, event.sender)
+            conversation = _open_conversation(contact)
+            message = Message(
+                conversation=conversation, channel=event.channel,
+                direction=Message.Direction.IN, external_id=event.external_id[:255],
+                meta=event.meta or {}, sent_at=event.sent_at or timezone.now(),
+            )
+            message.text = text
+            message.save()
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            if enqueue:
+                transaction.on_commit(partial(enqueue_process, message.pk))
+    except IntegrityError:
+        if Message.objects.filter(channel=event.channel, external_id=event.external_id).exists():
+            log.info("redelivered %s message ignored", event.channel)
+            return None
+        raise
+    return message
+
+
+def enqueue_process(message_id: int) -> None:
+    from kartu.desk.tasks import process_inbound
+
+    try:
+        process_inbound.enqueue(message_id)
+    except Exception:  # the stalled-inbound job picks it up later
+        log.exception("could not enqueue processing of message %s", message_id)
+
+
+def enqueue_deliver(outbox_id: int) -> None:
+    from kartu.desk.tasks import deliver_outbox
+
+    try:
+        deliver_outbox.enqueue(outbox_id)
+    except Exception:  # the reclaim job picks it up later
+        log.exception("could not enqueue delivery of outbox %s", outbox_id)
+
+
+def add_reply(
+    conversation: Conversation,
+    text: str,
+    *,
+    in_reply_to: Message | None = None,
+    author: AbstractBaseUser | None = None,
+) -> Outbox:
+    """Write an outbound message and its outbox row (inside the caller's transaction)."""
+    reply = Message(conversation=conversation, channel=conversation.channel,
+                    direction=Message.Direction.OUT, sent_at=timezone.now(),
+                    author=author)  # type: ignore[misc]
+    reply.text = text
+    reply.save()
+    outbox = Outbox.objects.create(message=reply, in_reply_to=in_reply_to,
+                                   next_attempt_at=timezone.now())
+    transaction.on_commit(partial(enqueue_deliver, outbox.pk))
+    return outbox
+
+
+def process_inbound(message_id: int) -> str:
+    """Run the bot on one inbound message, once. Returns what happened (for logs and tests)."""
+    from kartu.desk import bot
+
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .select_related("conversation__contact")
+            .filter(pk=message_id, direction=Message.Direction.IN)
+            .first()
+        )
+        if message is None:
+            return "missing"
+        if message.processed_at is not None:
+            return "already processed"
+        conversation = Conversation.objects.select_for_update().get(pk=message.conversation_id)
+        conversation.contact = message.conversation.contact
+        outcome = bot.respond(conversation, message)
+        message.processed_at = timezone.now()
+        message.save(update_fields=["processed_at", "extracted_cipher"])
+        conversation.save()
+        if outcome.reply:
+            add_reply(conversation, outcome.reply, in_reply_to=message)
+        return outcome.summary
+
+
+def _claim(outbox_id: int) -> bool:
+    now = timezone.now()
+    return Outbox.objects.filter(pk=outbox_id).filter(
+        Q(status=Outbox.Status.PENDING, next_attempt_at__lte=now)
+        | Q(status=Outbox.Status.SENDING, claimed_until__lt=now)
+    ).update(status=Outbox.Status.SENDING, claimed_until=now + LEASE,
+             attempts=F("attempts") + 1) == 1
+
+
+def deliver(outbox_id: int) -> str:
+    """Send one outbox entry if it is due and nobody else holds it."""
+    if not _claim(outbox_id):
+        return "not claimed"
+    outbox = Outbox.objects.select_related(
+        "message__conversation__contact", "in_reply_to"
+    ).get(pk=outbox_id)
+    message = outbox.message
+    conversation = message.conversation
+    outgoing = channels.Outgoing(
+        channel=message.channel,
+        address=conversation.contact.address,
+        text=message.text,
+        language=conversation.language,
+        conversation_id=conversation.pk,
+        message_id=message.pk,
+        reply_meta=(outbox.in_reply_to.meta if outbox.in_reply_to else
+                    _last_inbound_meta(conversation)),
+    )
+    try:
+        result = channels.get(message.channel).send(outgoing)
+    except channels.PermanentSendError as exc:
+        _fail(outbox, f"permanent: {exc}", dead=True)
+        return "dead"
+    except Exception as exc:  # transient by default: network errors, 5xx, timeouts
+        dead = outbox.attempts >= MAX_ATTEMPTS
+        _fail(outbox, f"{type(exc).__name__}: {exc}", dead=dead)
+        return "dead" if dead else "retry"
+    with transaction.atomic():
+        Outbox.objects.filter(pk=outbox.pk).update(
+            status=Outbox.Status.SENT, sent_at=timezone.now(), claimed_until=None,
+            platform_id=result.platform_id[:255], last_error="",
+        )
+        if result.meta or result.platform_id:
+            meta = {**message.meta, **result.meta}
+            Message.objects.filter(pk=message.pk).update(
+                meta=meta, external_id=result.platform_id[:255] or None
+            )
+    return "sent"
+
+
+def _last_inbound_meta(conversation: Conversation) -> dict[str, Any]:
+    last = conversation.messages.filter(direction=Message.Direction.IN).order_by("-pk").first()
+    return last.meta if last else {}
+
+
+def _fail(outbox: Outbox, error: str, *, dead: bool) -> None:
+    from kartu.core.logging import redact
+
+    error = redact(error)[:2000]
+    log.warning("outbox %s send failed (attempt %s): %s", outbox.pk, outbox.attempts, error)
+    Outbox.objects.filter(pk=outbox.pk).update(
+        status=Outbox.Status.DEAD if dead else Outbox.Status.PENDING,
+        claimed_until=None, last_error=error,
+        next_attempt_at=timezone.now() + backoff(outbox.attempts),
+    )
+    if dead:
+        Conversation.objects.filter(pk=outbox.message.conversation_id).update(
+            flagged=True, updated_at=timezone.now()
+        )
+
+
+def due_outbox_ids(limit: int = 500) -> list[int]:
+    now = timezone.now()
+    return list(
+        Outbox.objects.filter(
+            Q(status=Outbox.Status.PENDING, next_attempt_at__lte=now)
+            | Q(status=Outbox.Status.SENDING, claimed_until__lt=now)
+        ).values_list("pk", flat=True)[:limit]
+    )
+
+
+def stalled_inbound_ids(limit: int = 500) -> list[int]:
+    cutoff = timezone.now() - STALE_INBOUND
+    return list(
+        Message.objects.filter(direction=Message.Direction.IN, processed_at__isnull=True,
+                               created_at__lt=cutoff).values_list("pk", flat=True)[:limit]
+    )
+
+
+def retry_dead(outbox_id: int) -> bool:
+    """An agent sends a dead letter again."""
+    updated = Outbox.objects.filter(pk=outbox_id, status=Outbox.Status.DEAD).update(
+        status=Outbox.Status.PENDING, next_attempt_at=timezone.now(), attempts=0
+    )
+    if updated:
+        transaction.on_commit(partial(enqueue_deliver, outbox_id))
+    return bool(updated)
+
+
+# --- agent actions ----------------------------------------------------------------------------
+
+
+def assign(conversation: Conversation, user: AbstractBaseUser | None) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(
+        assigned_to=user, updated_at=timezone.now()
+    )
+
+
+def set_status(conversation: Conversation, status: str) -> None:
+    """Resolve, reopen (back to the bot) or put a conversation in the agents' queue."""
+    if status not in Conversation.Status.values:
+        raise ValueError(f"unknown status {status!r}")
+    changes: dict[str, Any] = {"status": status, "updated_at": timezone.now()}
+    if status == Conversation.Status.OPEN:
+        changes.update(escalation="", failures=0)
+    if status == Conversation.Status.RESOLVED:
+        changes.update(state_cipher=None)  # what the member gave is not kept past the case
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
+
+
+def set_flag(conversation: Conversation, flagged: bool) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(flagged=flagged,
+                                                           updated_at=timezone.now())
+
+
+def agent_reply(conversation: Conversation, user: AbstractBaseUser, text: str) -> Outbox:
+    text = text.strip()
+    if not text:
+        raise ValueError("the reply is empty")
+    with transaction.atomic():
+        outbox = add_reply(conversation, text[:MAX_TEXT], author=user)
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    return outbox
+
+
+def agent_verify(
+    conversation: Conversation | None, user: AbstractBaseUser, *, nik: str, full_name: str,
+    birth_place: str, birth_date: str,
+) -> Any:
+    """An agent's manual "verify and disclose": the same rule and limits, audited with the
+    agent's name. Raises registry.services.InvalidClaim for malformed input."""
+    from kartu.registry import services as registry
+
+    claim = registry.parse_claim(nik=nik, full_name=full_name, birth_place=birth_place,
+                                 birth_date=birth_date)
+    username = user.get_username()
+    result = registry.verify_identity(claim, f"agent:{username}", agent=username)
+    if conversation is not None:
+        Conversation.objects.filter(pk=conversation.pk).update(
+            last_outcome="agent_verified" if result.verified else "agent_not_verified",
+            person_id=result.person_id if result.verified else conversation.person_id,
+            updated_at=timezone.now(),
+        )
+    return result
