@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+
+from kartu.desk.models import Message
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ID_MESSAGE = ("Nama saya Siti Nurhaliza, lahir di Jakarta 17 Agustus 1990, "
+              "NIK 3174055708900003")
+
+
+def test_the_chat_answers_with_the_kpj(client, loaded_registry):
+    page = client.get("/tanya-kpj/")
+    assert page.status_code == 200 and "Tanya nomor KPJ" in page.content.decode()
+    response = client.post("/tanya-kpj/", {"text": ID_MESSAGE, "client_id": "c1"},
+                           HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    texts = [m["text"] for m in response.json()["messages"]]
+    assert texts[0] == ID_MESSAGE
+    assert "12345678901" in texts[1] and "10987654321" in texts[1]
+
+
+def test_a_double_submit_is_stored_once(client, loaded_registry):
+    for _ in range(2):
+        client.post("/tanya-kpj/", {"text": "halo", "client_id": "same"},
+                    HTTP_ACCEPT="application/json")
+    assert Message.objects.filter(direction="in").count() == 1
+
+
+def test_each_browser_sees_only_its_own_conversation(client, loaded_registry):
+    from django.test import Client
+
+    client.post("/tanya-kpj/", {"text": ID_MESSAGE, "client_id": "a"})
+    other = Client()
+    assert other.get("/tanya-kpj/pesan").json() == {"messages": []}
+    assert "12345678901" not in other.get("/tanya-kpj/").content.decode()
+
+
+def test_without_javascript_the_form_posts_and_redirects(client, loaded_registry):
+    response = client.post("/tanya-kpj/", {"text": ID_MESSAGE, "client_id": "b"})
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "12345678901" in page
+
+
+def test_markup_is_never_rendered(client, loaded_registry):
+    client.post("/tanya-kpj/", {"text": "<script>alert(1)</script>", "client_id": "x"})
+    page = client.get("/tanya-kpj/").content.decode()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_empty_and_oversized_messages_get_a_clear_error(client, loaded_registry):
+    empty = client.post("/tanya-kpj/", {"text": "  "}, HTTP_ACCEPT="application/json")
+    assert empty.status_code == 400 and empty.json()["error"]
+    huge = client.post("/tanya-kpj/", {"text": "a" * 2001}, HTTP_ACCEPT="application/json")
+    assert huge.status_code == 400 and "2000" in huge.json()["error"]
+
+
+def test_a_session_is_rate_limited(client, loaded_registry):
+    codes = [client.post("/tanya-kpj/", {"text": f"halo {i}", "client_id": str(i)},
+                         HTTP_ACCEPT="application/json").status_code for i in range(21)]
+    assert codes[:20] == [200] * 20 and codes[20] == 400

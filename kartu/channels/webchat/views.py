@@ -1,0 +1,87 @@
+"""The public web chat: usable without an account, the same bot and rules as every channel.
+
+Each browser session is one sender (a random id kept in the session). Messages carry a
+client-generated id, so a double submit is stored once. Rate-limited per session and per IP
+(ALTCHA joins this once the accounts issue lands)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from kartu.channels.webchat.adapter import CHANNEL
+from kartu.core.ratelimit import Limit, RateLimiter
+from kartu.desk import services
+from kartu.desk.models import Message
+
+MAX_LENGTH = 2000
+SESSION_LIMIT = Limit(20, 3600)
+IP_LIMIT = Limit(120, 3600)
+_limiter = RateLimiter()
+
+
+def _sender(request: HttpRequest) -> str:
+    sender = request.session.get("webchat_sender")
+    if not sender:
+        sender = secrets.token_urlsafe(16)
+        request.session["webchat_sender"] = sender
+    return str(sender)
+
+
+def _messages(request: HttpRequest) -> list[dict[str, str]]:
+    sender = request.session.get("webchat_sender")
+    if not sender:
+        return []
+    from kartu.core import crypto
+
+    index = crypto.blind_index(f"{CHANNEL}:{sender}")
+    rows = (Message.objects.filter(conversation__contact__channel=CHANNEL,
+                                   conversation__contact__address_index=index)
+            .select_related("outbox").order_by("sent_at", "pk")[:200])
+    out = []
+    for m in rows:
+        if m.direction == Message.Direction.OUT and getattr(m, "outbox", None) is not None \
+                and m.outbox.status != "sent":
+            continue
+        out.append({"id": str(m.pk), "direction": m.direction, "text": m.text})
+    return out
+
+
+@require_http_methods(["GET", "POST"])
+def chat(request: HttpRequest) -> HttpResponse:
+    error = ""
+    if request.method == "POST":
+        text = (request.POST.get("text") or "").strip()
+        client_id = (request.POST.get("client_id") or "").strip()[:64] or uuid.uuid4().hex
+        ip = request.META.get("REMOTE_ADDR", "")
+        if not text:
+            error = _("Tulis pesan Anda terlebih dahulu.")
+        elif len(text) > MAX_LENGTH:
+            error = _("Pesan terlalu panjang (paling banyak %(n)s karakter).") % {"n": MAX_LENGTH}
+        elif not (_limiter.hit("webchat-session", _sender(request), SESSION_LIMIT).allowed
+                  and _limiter.hit("webchat-ip", ip, IP_LIMIT).allowed):
+            error = _("Terlalu banyak pesan. Silakan coba lagi nanti.")
+        else:
+            sender = _sender(request)
+            services.receive(services.Inbound(CHANNEL, sender, f"{sender}:{client_id}", text))
+        if request.headers.get("Accept") == "application/json":
+            status = 400 if error else 200
+            return JsonResponse({"ok": not error, "error": error,
+                                 "messages": _messages(request)}, status=status)
+        if not error:
+            return redirect("webchat:chat")
+    _sender(request)
+    return render(request, "webchat/chat.html", {
+        "messages_list": _messages(request), "error": error, "client_id": uuid.uuid4().hex,
+        "max_length": MAX_LENGTH,
+    })
+
+
+@require_GET
+def poll(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"messages": _messages(request)})
