@@ -21,16 +21,17 @@ from django.utils import translation
 
 from kartu.core import otp
 from kartu.desk.models import Conversation, Message
-from kartu.registry import nik as nik_rules, services as registry
+from kartu.registry import nik as nik_rules
+from kartu.registry import services as registry
 
 FIELDS = ("full_name", "birth_place", "birth_date", "nik")
 OTP_PURPOSE = "desk-disclosure"
 
 _WORD = re.compile(r"[a-z']+")
 _EN_WORDS = frozenset(
-    "my name is born the and please hello hi dear i am my card number lost forgot date of "
-    "birth place thank thanks you what is could would can help need regards sincerely "
-    "full id national".split()
+    "my name is born the and please hello hi dear i am card number lost forgot date of birth "
+    "place thank thanks you what could would can help need regards sincerely full id national "
+    "your".split()
 )
 _ID_WORDS = frozenset(
     "saya nama lahir tanggal tempat dan mohon tolong bantu bantuan nomor kartu hilang lupa "
@@ -197,6 +198,7 @@ def _verify(conversation: Conversation, fields: dict[str, str], lang: str) -> Ou
 def _send_code(conversation: Conversation, result: registry.Verification, lang: str) -> Outcome:
     from kartu.registry.models import Person
 
+    assert result.person_id is not None  # verified results always name the person
     person = Person.objects.get(pk=result.person_id)
     issued = otp.issue(OTP_PURPOSE, f"person:{person.pk}", email=person.email,
                        phone=person.phone, language=lang)

@@ -113,7 +113,8 @@ class Message(models.Model):
     channel = models.CharField(max_length=20)
     direction = models.CharField(max_length=3, choices=Direction.choices)
     # The platform's id (Messenger mid, wamid, email Message-ID …); unique per channel.
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    # NULL (not "") for our own replies until the platform gives an id: unique allows many NULLs.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     text_cipher = models.BinaryField()
     extracted_cipher = models.BinaryField(null=True, blank=True)
     # Non-personal transport details (email threading headers, subject marker …).

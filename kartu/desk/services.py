@@ -3,7 +3,8 @@
 A message's path::
 
     channel view/listener → receive()      one transaction: contact, conversation, message
-                                           (unique on channel + platform id: a redelivery stops here)
+                                           (unique on channel + platform id: a redelivery
+                                           stops here)
     → the channel acknowledges the platform (the message is on disk first)
     → task process_inbound(message)        the bot decides; its reply and the state change are
                                            written in one transaction with exactly one Outbox row

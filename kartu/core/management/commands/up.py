@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from kartu.core.management.commands.web import split_bind
 from kartu.core.processes import listener_commands
 
 
@@ -44,11 +45,16 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         for name, argv in commands.items():
-            # Children ignore the terminal's Ctrl-C; `up` stops them itself, in order.
-            children[name] = subprocess.Popen(argv, preexec_fn=_ignore_sigint)  # noqa: S603
+            # Children run in their own session, so the terminal's Ctrl-C reaches only `up`,
+            # which then stops them itself.
+            children[name] = subprocess.Popen(argv, start_new_session=True)  # noqa: S603
+        host, port = split_bind(opts["bind"])
+        local = f"http://{host}:{port}"
         self.stdout.write(
-            f"kartu is up: {settings.PUBLIC_URL}/  (admin: {settings.PUBLIC_URL}/admin/, "
-            f"health: {settings.PUBLIC_URL}/healthz)\n"
+            f"kartu is up on {local}/ (public URL {settings.PUBLIC_URL}/)\n"
+            f"  web chat:    {local}/tanya-kpj/\n"
+            f"  agent inbox: {local}/desk/\n"
+            f"  health:      {local}/healthz\n"
             f"running: {', '.join(commands)} — press Ctrl-C to stop"
         )
         failed = ""
@@ -74,6 +80,3 @@ class Command(BaseCommand):
         if failed:
             sys.exit(1)
 
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -25,6 +25,9 @@ class Command(BaseCommand):
         parser.add_argument("--bind", default=os.environ.get("KARTU_BIND", "127.0.0.1:8000"))
         parser.add_argument("--workers", type=int,
                             default=int(os.environ.get("KARTU_WEB_WORKERS", "2")))
+        parser.add_argument("--threads", type=int,
+                            default=int(os.environ.get("KARTU_WEB_THREADS", "8")),
+                            help="request threads per worker")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         host, port = split_bind(opts["bind"])
@@ -32,6 +35,7 @@ class Command(BaseCommand):
         argv = [
             sys.executable, "-m", "granian", "--interface", "wsgi",
             "--host", host, "--port", str(port), "--workers", str(opts["workers"]),
+            "--blocking-threads", str(opts["threads"]), "--backpressure", str(4 * opts["threads"]),
             "--no-ws", "--log-level", "warning", "kartu.wsgi:application",
         ]
         os.execv(sys.executable, argv)  # noqa: S606 (replace this process with the server)
