@@ -112,6 +112,21 @@ def test_no_nik_in_clear_anywhere_in_the_data_directory(data_dir):
     """A raw dump of the database (and its WAL) must not contain a NIK in any common form."""
     assert kartu(data_dir, "registry", "verify", "--nik", NIKS[0], "--name", "Siti Nurhaliza",
                  "--place", "Jakarta", "--dob", "1990-08-17").returncode == 0
+    # and a help-desk conversation that carries both NIKs, processed and answered
+    script = (
+        "from kartu.desk import services\n"
+        "for i, nik in enumerate(%r):\n"
+        "    m = services.receive(services.Inbound('webchat', f'dump-{i}', f'dump-{i}',\n"
+        "        f'Nama Siti Nurhaliza lahir di Jakarta 17 Agustus 1990 NIK {nik}'),\n"
+        "        enqueue=False)\n"
+        "    services.process_inbound(m.pk)\n"
+        "    for o in services.due_outbox_ids(): services.deliver(o)\n"
+        "from kartu.desk.models import Outbox\n"
+        "print(Outbox.objects.filter(status='sent').count())\n"
+    ) % (NIKS,)
+    shell = kartu(data_dir, "shell", "-c", script)
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.strip().splitlines()[-1] == "2"  # both were answered
     # keep the WAL: do not checkpoint; read every file as it is on disk
     files = [p for p in data_dir.rglob("*") if p.is_file() and p.suffix != ".csv"
              and not p.name.endswith(".rejects.csv")]
