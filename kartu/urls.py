@@ -15,6 +15,7 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("desk/", include("kartu.desk.urls")),
     path("tanya-kpj/", include("kartu.channels.webchat.urls")),
     path("", include("kartu.web.urls")),
 ]

@@ -193,7 +193,7 @@ def test_message_text_and_contact_are_stored_encrypted(adapter, loaded_registry)
     say(FULL_ID, sender="siti@contoh.id")
     with connection.cursor() as cur:
         for table in ("desk_message", "desk_contact", "desk_conversation"):
-            cur.execute(f"SELECT * FROM {table}")  # noqa: S608
+            cur.execute(f"SELECT * FROM {table}")
             dump = repr(cur.fetchall())
             assert "3174" not in dump and "Nurhaliza" not in dump and "siti@" not in dump
 
