@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 
 from .dates import DateMatch, find_dates, plausible_birth
 from .nik import find_nik_candidates, nik_matches_date, score_candidates
 from .normalize import (
+    AMBIGUOUS_NAMES,
     NAME_STOP,
     PARTICLES,
     PLACE_PREFIXES,
@@ -40,144 +43,235 @@ from .result import Extracted
 from .text import clean_subject, clean_text
 
 _L = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff"
+
+
+def _alt(words: str) -> str:
+    """``"a b c"`` -> ``"(?:a|b|c)"`` (words are regex fragments)."""
+    return "(?:" + "|".join(words.split()) + ")"
+
+
+# no letter before (the lookahead lets the regex engine skip non-letters fast)
+_NB = r"(?=[A-Za-z])(?<![A-Za-z])"
+_NA = r"(?![A-Za-z])"  # no letter after
+
 # "born" in Indonesian, Javanese, Sundanese, Minang ... and the usual typos
-_LAHIR = r"(?:lahir|lhr|lair|lahia|lahie|lahri|lhir|lahr|kelahiran|kalahiran|kelahiaran|dilahirkan|miyos)"
+_LAHIR = _alt(
+    "lahir lhr lair lahia lahie lahri lhir lahr kelahiran kalahiran kelahiaran dilahirkan miyos"
+)
 
 # ---------------------------------------------------------------- cues -----
 
 RE_BIRTH_CUE = re.compile(
-    r"(?<![A-Za-z])(?:" + _LAHIR + r"(?:nya)?|born|birth(?:date|day)?"
-    r"|dob|d\.o\.b|ttl|t\.t\.l)(?![A-Za-z])",
+    _NB + "(?:" + _LAHIR + r"(?:nya)?|born|birth(?:date|day)?|dob|d\.o\.b|ttl|t\.t\.l)" + _NA,
     re.I,
 )
 RE_NEG_CUE = re.compile(
-    r"(?<![A-Za-z])(?:per|sejak|since|keluar|resign|berhenti|phk|masuk|mulai|bergabung|join(?:ed)?|kerja|bekerja"
-    r"|sampai|hingga|until|s\.?d\.?|sd|surat|pukul|jam|wrote|menulis|sent|dikirim|daftar|mendaftar|terdaftar"
-    r"|expired?|berlaku|batas|deadline|webinar|seminar|acara|event|diskon|promo|klaim|cair|pencairan|transfer"
-    r"|bayar|pembayaran|kemarin|besok|berdiri|before|sebelum|delivered|kontrak|cuti|meninggal|wafat|tutup"
-    r"|dibuat|diterbitkan|terbit|issued)(?![A-Za-z])",
+    _NB
+    + _alt(
+        r"""per sejak since keluar resign berhenti phk masuk mulai bergabung join(?:ed)? kerja
+        bekerja sampai hingga until s\.?d\.? sd surat pukul jam wrote menulis sent dikirim daftar
+        mendaftar terdaftar expired? berlaku batas deadline webinar seminar acara event diskon
+        promo klaim cair pencairan transfer bayar pembayaran kemarin besok berdiri before sebelum
+        delivered kontrak cuti meninggal wafat tutup dibuat diterbitkan terbit issued menikah
+        nikah hilang ilang kehilangan"""
+    )
+    + _NA,
     re.I,
 )
 RE_WEEKDAY_END = re.compile(
-    r"(?<![A-Za-z])(?:senin|selasa|rabu|kamis|jum'?at|sabtu|minggu|ahad|monday|tuesday|wednesday|thursday"
-    r"|friday|saturday|sunday|(?:mon|tue|wed|thu|fri|sat|sun|sen|sel|rab|kam|jum|sab)\s*,)\s*,?\s*$",
+    _NB
+    + _alt(
+        r"""senin selasa rabu kamis jum'?at sabtu minggu ahad monday tuesday wednesday thursday
+        friday saturday sunday (?:mon|tue|wed|thu|fri|sat|sun|sen|sel|rab|kam|jum|sab)\s*,"""
+    )
+    + r"\s*,?\s*$",
     re.I,
 )
-RE_IDENTITY_CUE = re.compile(
-    r"kpj|bpjs|jamsostek|bpjamsostek|kepesertaan|peserta|kartu|jht|\bnik\b|ktp|lahir|lhr|born|\bttl\b|\bdob\b",
-    re.I,
+# words that show a message is about a member's identity (substring test)
+IDENTITY_WORDS = (
+    *("kpj", "bpjs", "jamsostek", "kepesertaan", "peserta", "kartu", "jht", "nik", "ktp"),
+    *("lahir", "lhr", "born", "ttl", "dob"),
 )
 RE_SPAM = re.compile(
-    r"(?<![A-Za-z])(?:klik|link|promo|diskon|gratis|hadiah|pinjaman|pinjol|investasi|webinar|seminar|lowongan"
-    r"|menang|won|prize|congratulations|penawaran|menawarkan|premi|asuransi|kuota\s+terbatas|daftar\s+sekarang"
-    r"|bit\.ly|https?://|www\.|unsubscribe|voucher|cashback|bonus|slot|judi|togel)(?![A-Za-z])",
+    _NB
+    + _alt(
+        r"""klik link promo diskon gratis hadiah pinjaman pinjol investasi webinar seminar lowongan
+        menang won prize congratulations penawaran menawarkan premi asuransi kuota\s+terbatas
+        daftar\s+sekarang bit\.ly https?:// www\. unsubscribe voucher cashback bonus slot judi
+        togel"""
+    )
+    + _NA,
     re.I,
 )
 RE_THIRD_PARTY = re.compile(
-    r"(?<![A-Za-z])(?:karyawan|pegawai|pekerja|anggota|staf|staff)\s+kami|atas\s+nama|a\.\s?n\.|"
-    r"(?:mother|father|mom|mum|dad|husband|wife|son|daughter|brother|sister)(?![A-Za-z])",
+    _NB
+    + r"(?:(?:karyawan|pegawai|pekerja|anggota|staf|staff)\s+kami|atas\s+nama|a\.\s?n\.|"
+    + _alt("mother father mom mum dad husband wife son daughter brother sister")
+    + ")"
+    + _NA,
     re.I,
 )
 
 # ---------------------------------------------------------------- names ----
 
-_POSS = r"(?:saya|sy|aku|ku|kulo|kula|abdi|ane|gue|gw|tiang|ambo|ulun|aye|beta|ahu|dalem|kami)"
-_REL = (
-    r"(?:ibu|ibunda|bapak|bpk|ayah|ayahanda|mamak|emak|mama|mamah|mami|papa|papah|papi|abah|umi|ummi|bunda|suami"
-    r"|istri|isteri|adik|adek|kakak|kakek|nenek|paman|bibi|tante|om|mertua|orang\s*tua|ortu|anak|keponakan"
-    r"|sepupu|saudara|almarhum|almarhumah|alm\.?|almh\.?|mbah|simbah|bapa|mae|biyung)"
+_POSS = _alt(
+    "saya sy aku ku kulo kula kaula abdi ane gue gw tiang ambo ulun aye beta ahu dalem kami"
 )
+_REL = _alt(
+    r"""ibu ibunda bapak bpk ayah ayahanda mamak emak mama mamah mami papa papah papi abah umi
+    ummi bunda suami istri isteri adik adek kakak kakek nenek paman bibi tante om mertua
+    orang\s*tua ortu anak keponakan sepupu saudara almarhum almarhumah alm\.? almh\.? mbah
+    simbah bapa mae biyung nyokap bokap beliau"""
+)
+_REL_EN = _alt("mother father mom mum dad husband wife son daughter brother sister parent")
 RE_NAME_TOKEN = re.compile(rf"[ \t]*([{_L}][{_L}'\u2019`\-]*(?:\.[{_L}]+)*\.?)")
-RE_DEGREE_AFTER = re.compile(r"[ \t]*,?[ \t]*([A-Za-z]{1,4}\.(?:[A-Za-z]{1,5}\.?){0,4}|[A-Za-z]{2,5}\b\.?)")
+RE_DEGREE_AFTER = re.compile(
+    r"[ \t]*,?[ \t]*([A-Za-z]{1,4}\.(?:[A-Za-z]{1,5}\.?){0,4}|[A-Za-z]{2,5}\b\.?)"
+)
 ABBREV_DOT = frozenset("moh muh mhd moch mochd ach abd md mu st sri nur ny".split())
 
 RE_NAME_LABEL = re.compile(
-    r"(?<![A-Za-z])(?P<lbl>my\s+(?:full\s+)?name\s+is|my\s+name'?s|full\s*name|namaku|jenengku|namanya"
-    r"|(?:nama|nm|nami|jeneng|asma|wastan|namo|ngaran)(?:\s*(?:lengkap(?:nya)?|lgkp|lkp))?"
+    _NB + r"(?P<lbl>my\s+(?:full\s+)?name\s+is|my\s+name'?s|full\s*name|namaku|jenengku|namanya"
+    r"|asmanipun|naminipun|jenenge"
+    r"|"
+    + _alt("nama nm nami jeneng asma wastan wasta namo ngaran nyama")
+    + r"(?:\s*(?:lengkap(?:nya)?|lgkp|lkp))?"
     r"(?:\s*(?:sesuai|sesuai\s+dengan|spt\s+di|seperti\s+di)\s+(?:ktp|e-?ktp|identitas|kartu))?"
     r"(?:\s*\(\s*sesuai\s+(?:ktp|e-?ktp|identitas)\s*\))?"
     r"(?:\s+(?:peserta|pekerja|karyawan|tenaga\s+kerja))?"
     r"(?:\s+(?P<poss>" + _POSS + r"))?"
-    r"|name)(?![A-Za-z])[ \t]*(?P<sep>[:=;\-\u2013]+|(?:adalah|ialah|yaitu|yakni|is)(?![A-Za-z]))?[ \t]*",
+    r"|name)" + _NA + r"[ \t]*"
+    r"(?P<sep>[:=;\-\u2013]+|(?:adalah|ialah|yaitu|yakni|is)" + _NA + r")?[ \t]*",
     re.I,
 )
 RE_LABEL_SKIP = re.compile(
-    r"(?:ibu\s+kandung|gadis|perusahaan|pt|cv|instansi|kantor|bank|rekening|pemilik|panggilan|alias|akun|pengguna"
-    r"|user|usaha|toko|sekolah|kampus|jalan|jln?|desa|kota|kab|kecamatan|file|dokumen|di|pada|yang|yg|sesuai)"
-    r"(?![A-Za-z])",
+    _alt(
+        r"""ibu\s+kandung gadis perusahaan pt cv instansi kantor bank rekening pemilik panggilan
+        alias akun pengguna user usaha toko sekolah kampus jalan jln? desa kota kab kecamatan file
+        dokumen di pada yang yg sesuai"""
+    )
+    + _NA,
     re.I,
 )
 RE_REL_AFTER_LABEL = re.compile(
-    rf"(?P<rel>{_REL})(?![A-Za-z])(?:[ \t]*{_POSS}(?![A-Za-z]))?[ \t]*(?:[:=\-]|adalah|yaitu|ialah)?[ \t]*", re.I
+    rf"(?P<rel>{_REL}){_NA}(?:[ \t]*{_POSS}{_NA})?[ \t]*(?:[:=\-]|adalah|yaitu|ialah)?[ \t]*",
+    re.I,
 )
 RE_REL = re.compile(
-    rf"(?<![A-Za-z]){_REL}[ \t]*{_POSS}(?![A-Za-z])[ \t]*(?:[,(:\-][ \t]*)?(?:(?:yang|yg)[ \t]+)?"
+    rf"{_NB}{_REL}[ \t]*{_POSS}{_NA}[ \t]*(?:[,(:\-][ \t]*)?(?:(?:yang|yg)[ \t]+)?"
     r"(?:bernama|namanya|nama|atas\s+nama|a\.\s?n\.?)?[ \t]*[:,]?[ \t]*",
     re.I,
 )
 RE_REL_EN = re.compile(
-    r"(?<![A-Za-z])(?:my|our)\s+(?:late\s+)?(?:mother|father|mom|mum|dad|husband|wife|son|daughter|brother|sister"
-    r"|parent)(?:'s\s+(?:full\s+)?name\s+is|\s+is|\s+named|\s*,|\s*\(|\s*:)?[ \t]*",
+    rf"{_NB}(?:my|our)\s+(?:late\s+)?{_REL_EN}"
+    r"(?:'s\s+(?:full\s+)?name\s+is|\s+is|\s+named|\s*,|\s*\(|\s*:)?[ \t]*",
     re.I,
 )
-RE_CHILD_OF = re.compile(r"(?<![A-Za-z])(?:anak|putra|putri|putera|puteri|son|daughter)\s+(?:dari|dr|of)\s+", re.I)
-RE_AN = re.compile(r"(?<![A-Za-z])(?:atas\s+nama|a\s?\.\s?n\s?\.?|a/n)(?![A-Za-z])[ \t]*[:.]?[ \t]*", re.I)
+RE_CHILD_OF = re.compile(
+    _NB + r"(?:anak|putra|putri|putera|puteri|son|daughter)\s+(?:dari|dr|of)\s+", re.I
+)
+RE_AN = re.compile(_NB + r"(?:atas\s+nama|a\s?\.\s?n\s?\.?|a/n)" + _NA + r"[ \t]*[:.]?[ \t]*", re.I)
 RE_INTRO = re.compile(
-    r"(?<![A-Za-z'])(?:saya|sy|aku|ak|gue|gw|gua|ane|kulo|kula|dalem|abdi|sa|beta|ulun|ambo|aye|tiang|ahu"
-    r"|i\s+am|i'm|this\s+is|perkenalkan|kenalkan)(?![A-Za-z'])[ \t]*,?[ \t]*"
-    r"(?:(?:adalah|ialah|ini|bernama|yang\s+bernama|yg\s+bernama)(?![A-Za-z])[ \t]*)?",
+    r"(?=[A-Za-z])(?<![A-Za-z'])"
+    + _alt(
+        r"""saya sy aku ak aq gue gw gua ane kulo kula dalem abdi sa beta ulun ambo aye tiang ahu
+        i\s+am i'm this\s+is perkenalkan kenalkan"""
+    )
+    + r"(?![A-Za-z'])[ \t]*,?[ \t]*"
+    r"(?:(?:adalah|ialah|ini|bernama|yang\s+bernama|yg\s+bernama)" + _NA + r"[ \t]*)?",
     re.I,
 )
-RE_HERE = re.compile(rf"((?:[A-Z][{_L}'\-]*\.?[ \t]+){{0,5}}[A-Z][{_L}'\-]*)[ \t]+(?:di[ \t]*sini|here)(?![A-Za-z])")
+RE_HERE = re.compile(
+    rf"((?:[A-Z][{_L}'\-]*\.?[ \t]+){{0,5}}[A-Z][{_L}'\-]*)[ \t]+(?:di[ \t]*sini|here){_NA}"
+)
 RE_FOLLOW = re.compile(
-    r"[ \t]*[,(\-\u2013/]?[ \t]*(?:(?:dan|yang|yg|,)[ \t]+)?(?:" + _LAHIR + r"|born|ttl|t\.t\.l|tempat|tmpt|tgl|tanggal|dob|pob|nik|ktp|no\.?\s*ktp|e-?ktp|nomor\s+induk|place\s+of"
-    r"|date\s+of|birth)(?![A-Za-z])",
+    r"[ \t]*[,(\-\u2013/]?[ \t]*(?:(?:dan|yang|yg|,)[ \t]+)?"
+    + _alt(
+        _LAHIR
+        + r""" born ttl t\.t\.l tempat tmpt tgl tanggal dob pob nik ktp no\.?\s*ktp e-?ktp
+        nomor\s+induk place\s+of date\s+of birth"""
+    )
+    + _NA,
     re.I,
 )
 RE_PLACE_BETWEEN = re.compile(rf"^[ \t,/\-]*(?:[A-Z][{_L}'\-]*\.?[ \t]*){{1,4}}[ \t,/\-]*$")
 RE_CLOSING = re.compile(
-    r"^[ \t]*(?:terima\s*kasih|terimakasih|makasih|thanks?(?:\s+you)?|thx|tks|trims|salam(?:\s+hormat)?"
-    r"|hormat\s+saya|wassalam\w*|regards|best\s+regards|kind\s+regards|best|cheers|matur\s+(?:sembah\s+)?nuwun"
-    r"|hatur\s+nuhun|suksma|tabik)(?![A-Za-z])[^\n]{0,40}$",
+    r"^[ \t]*"
+    + _alt(
+        r"""terima\s*kasih terimakasih makasih thanks?(?:\s+you)? thx tks trims
+        salam(?:\s+hormat)? hormat\s+saya wassalam\w* regards best\s+regards kind\s+regards best
+        cheers matur\s+(?:sembah\s+)?nuwun hatur\s+nuhun suksma tabik"""
+    )
+    + _NA
+    + r"[^\n]{0,40}$",
     re.I | re.M,
 )
 RE_INLINE_SIGN = re.compile(
-    r"(?<![A-Za-z])(?:thx|thanks|tks|trims|salam|regards|cheers)[ \t]*,[ \t]*", re.I
+    _NB + r"(?:thx|thanks|tks|trims|salam|regards|cheers)[ \t]*,[ \t]*", re.I
 )
 RE_SUBJ_TAIL = re.compile(rf"[\-\u2013\u2014:|][ \t]*((?:[A-Z][{_L}'\-]*\.?[ \t]*){{1,5}})$")
+_SEG_WORD = rf"(?:[A-Z]\.|(?:Moh|Muh|Mhd|Moch|Ach|Abd)\.|[A-Z][{_L}'\u2019\-]*|bin|binti|br|boru)"
 RE_SEGMENT_NAME = re.compile(
-    rf"(?:^|(?<=[\n.:;/|]))[ \t]*((?:[A-Z][{_L}'\u2019\-]*\.?[ \t]+){{0,5}}[A-Z][{_L}'\u2019\-]*)[ \t]*(?=[\n.,;/|]|$)"
+    rf"(?:^|(?<=[\n.:;/|]))[ \t]*((?:{_SEG_WORD}[ \t]+){{0,5}}[A-Z][{_L}'\u2019\-]*)"
+    r"[ \t]*(?=[\n.,;/|]|$)"
 )
+RE_DATA_LABEL = re.compile(
+    _NB + r"(?:data|identitas)(?:[ \t]+(?:saya|sy|diri(?:[ \t]+saya)?|peserta|pekerja))?"
+    r"[ \t]*:[ \t]*",
+    re.I,
+)
+RE_KTP_NAME = re.compile(
+    _NB
+    + r"(?:di|dalam|sesuai|menurut)[ \t]+(?:ktp|e-?ktp|kartu[ \t]+keluarga|kk)"
+    + _NA
+    + r"[ \t]*(?:(?:saya|sy|aku)[ \t]*)?"
+    r"(?:(?:tertulis|tertera|namanya|nama(?:nya)?|adalah|jadi)[ \t]*)*[:,]?[ \t]*",
+    re.I,
+)
+RE_DENGAN = re.compile(r"(?:^|(?<=[,.!?\n]))[ \t]*(?:[Dd]engan|[Ii]ni)[ \t]+(?=[A-Z])")
+RE_AGUNG = re.compile(r"[ \t]+agung" + _NA, re.I)
+RE_NEXT_CAP = re.compile(rf"[ \t]+[A-Z][{_L}]")
+RE_ONLY_SEP = re.compile(r"[ \t,/\-]*$")
 
 # --------------------------------------------------------------- places ----
 
 RE_PLACE_TOKEN = re.compile(rf"[ \t]*([{_L}][{_L}'\u2019\-]*\.?)")
+_TEMPAT = r"(?:tempat|tmpt|tmp|tpt|t4)\.?"
 RE_PLACE_LABEL = re.compile(
-    r"(?<![A-Za-z])(?:(?:tempat|tmpt|tmp|tpt|t4)\.?[ \t]*" + _LAHIR + r"|kota[ \t]+(?:lahir|kelahiran)"
-    r"|place[ \t]+of[ \t]+birth|birth[ \t]*place|pob|p\.o\.b\.?)(?![A-Za-z])[ \t]*(?:[:=;\-\u2013][ \t]*)?",
+    _NB
+    + r"(?:"
+    + _TEMPAT
+    + r"[ \t]*"
+    + _LAHIR
+    + r"|kota[ \t]+(?:lahir|kelahiran)|place[ \t]+of[ \t]+birth|birth[ \t]*place|pob|p\.o\.b\.?"
+    r"|tempat(?=[ \t]*:))" + _NA + r"[ \t]*(?:[:=;\-\u2013][ \t]*)?",
     re.I,
 )
 RE_TTL_LABEL = re.compile(
-    r"(?<![A-Za-z])(?:(?P<ttl>t\.?[ \t]?t\.?[ \t]?l\.?|ttl)"
-    r"|(?P<tt>(?:tempat|tmpt|tmp|tpt|t4)\.?[ \t]*(?:[/,&]|dan)?[ \t]*(?:tanggal|tgl|tg|tang)\.?[ \t]*"
-    + _LAHIR + r"|place[ \t]*(?:/|,|&|and)[ \t]*date[ \t]+of[ \t]+birth)"
-    r"|(?P<weak>" + _LAHIR + r"|born|birth))(?![A-Za-z])[ \t]*(?P<sep>[:=;\-\u2013]+)?[ \t]*",
+    _NB + r"(?:(?P<ttl>t\.?[ \t]?t\.?[ \t]?l\.?|ttl)"
+    r"|(?P<tt>"
+    + _TEMPAT
+    + r"[ \t]*(?:[/,&]|dan)?[ \t]*(?:tanggal|tgl|tg|tang)\.?[ \t]*"
+    + _LAHIR
+    + r"|place[ \t]*(?:/|,|&|and)[ \t]*date[ \t]+of[ \t]+birth)"
+    r"|(?P<weak>" + _LAHIR + r"|born|birth))" + _NA + r"[ \t]*(?P<sep>[:=;\-\u2013]+)?[ \t]*",
     re.I,
 )
 RE_PLACE_PROSE = re.compile(
-    r"(?<![A-Za-z])(?:" + _LAHIR + r"|born)(?![A-Za-z])[ \t]*"
-    r"(?:(?:&|dan)[ \t]+besar[ \t]+)?(?:(?P<prep>di|ing|wonten|ning|neng|nang|in|at|ti)(?![A-Za-z])[ \t]*)?",
+    _NB + r"(?:" + _LAHIR + r"(?:nya)?|born)" + _NA + r"[ \t]*(?:(?:&|dan)[ \t]+besar[ \t]+)?"
+    r"(?:(?P<prep>di|ing|wonten|teng|ning|neng|nang|in|at|ti|e)" + _NA + r"[ \t]*)?",
     re.I,
 )
 RE_AFTER_DATE_PLACE = re.compile(
-    r"[ \t]*,?[ \t]*(?:di|in|at|ing|wonten|bertempat[ \t]+di)(?![A-Za-z])[ \t]*", re.I
+    r"[ \t]*,?[ \t]*(?:di|in|at|ing|wonten|bertempat[ \t]+di)" + _NA + r"[ \t]*", re.I
 )
 RE_BARE_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 RE_PLACE_BEFORE_DATE = re.compile(
     rf"(?:^|[\n,.:;/|(]|(?<=\s)-)[ \t]*((?:(?:Kab|Kec|Kel|Ds|Kp)\.?[ \t]*)?"
     rf"(?:[A-Z][{_L}'\-]*[ \t]+){{0,3}}[A-Z][{_L}'\-]*)[ \t]*[,/\-]?[ \t]*$"
 )
-RE_AGUNG = re.compile(r"[ \t]+agung(?![A-Za-z])", re.I)
+RE_COMMA = re.compile(r"[ \t]*,[ \t]*")
+RE_PLACE_END = re.compile(r"[ \t]*(?:[,;.\n]|$)")
 
 
 @dataclass(slots=True)
@@ -190,6 +284,14 @@ class _Cand:
 
 
 # ============================================================= helpers =====
+
+
+# Each pattern yields at most this many candidates (keeps odd input linear).
+MAX_MATCHES = 60
+
+
+def _first(rx: re.Pattern[str], text: str, pos: int = 0) -> Iterator[re.Match[str]]:
+    return islice(rx.finditer(text, pos), MAX_MATCHES)
 
 
 def _bare(tok: str) -> str:
@@ -214,11 +316,16 @@ def _walk_name(text: str, pos: int, lenient: bool) -> tuple[int, int, str, bool]
         tok = m.group(1)
         core = tok.rstrip(".")
         low = _bare(tok)
-        if real == 0 and is_title(tok):
+        if (real == 0 and is_title(tok)) or (real > 0 and is_degree(tok)):
             pass
-        elif real > 0 and is_degree(tok):
-            pass
-        elif low in NAME_STOP and not (low == "anak" and RE_AGUNG.match(text, m.end())):
+        elif low in NAME_STOP and not (
+            (low == "anak" and RE_AGUNG.match(text, m.end()))
+            or (
+                low in AMBIGUOUS_NAMES
+                and core[:1].isupper()
+                and (real > 0 or RE_NEXT_CAP.match(text, m.end()))
+            )
+        ):
             break
         elif not core[:1].isupper():
             if low in PARTICLES and real > 0:
@@ -235,7 +342,9 @@ def _walk_name(text: str, pos: int, lenient: bool) -> tuple[int, int, str, bool]
             start = m.start(1)
         end = m.end(1)
         i = m.end()
-        if tok.endswith(".") and not (is_title(tok) or is_degree(tok) or len(core) == 1 or low in ABBREV_DOT):
+        if tok.endswith(".") and not (
+            is_title(tok) or is_degree(tok) or len(core) == 1 or low in ABBREV_DOT
+        ):
             break
         if i < n and text[i] not in " \t":
             break
@@ -246,7 +355,7 @@ def _walk_name(text: str, pos: int, lenient: bool) -> tuple[int, int, str, bool]
         toks.pop()
     raw = " ".join(toks)
     # "Umi Kalsum, S.Pd." -> extend the span over the degrees
-    while True:
+    for _ in range(4):
         m = RE_DEGREE_AFTER.match(text, end)
         if not m or not is_degree(m.group(1)):
             break
@@ -254,7 +363,9 @@ def _walk_name(text: str, pos: int, lenient: bool) -> tuple[int, int, str, bool]
     return start, end, raw, has_lower
 
 
-def _walk_place(text: str, pos: int, lenient: bool, limit: int | None = None) -> tuple[int, int, str, bool] | None:
+def _walk_place(
+    text: str, pos: int, lenient: bool, limit: int | None = None
+) -> tuple[int, int, str, bool] | None:
     toks: list[str] = []
     words = 0
     has_lower = False
@@ -326,7 +437,7 @@ def _score_dates(text: str, dates: list[DateMatch], nik_dates: list[str]) -> lis
         neg_pos = max((m.end() for m in RE_NEG_CUE.finditer(window)), default=-1)
         if birth_pos >= 0 and birth_pos >= neg_pos:
             s += 6 if len(window) - birth_pos <= 45 else 4
-        elif neg_pos >= 0:
+        elif neg_pos >= 0 and len(window) - neg_pos <= 35:
             s -= 6
         elif RE_BIRTH_CUE.search(text, dm.end, min(len(text), dm.end + 20)):
             s += 3
@@ -370,11 +481,13 @@ def _pick_date(
 
 
 def _name_candidates(
-    text: str, dates: list[DateMatch], birth: DateMatch | None, nik_pos: int | None
+    text: str, low: str, dates: list[DateMatch], birth: DateMatch | None, nik_pos: int | None
 ) -> list[_Cand]:
     cands: list[_Cand] = []
 
-    def add(pos: int, lenient: bool, score: float, kind: str, need_follow_for_lower: bool = True) -> None:
+    def add(
+        pos: int, lenient: bool, score: float, kind: str, need_follow_for_lower: bool = True
+    ) -> None:
         got = _walk_name(text, pos, lenient)
         if got is None:
             return
@@ -392,7 +505,7 @@ def _name_candidates(
         cands.append(_Cand(value, score + (15 if follow else 0), start, end, kind))
 
     # labels: "Nama: X", "Nama saya X", "nama ibu saya X", "My name is X"
-    for m in RE_NAME_LABEL.finditer(text):
+    for m in _first(RE_NAME_LABEL, text):
         after = m.end()
         lbl = m.group("lbl").lower()
         sep = m.group("sep")
@@ -401,7 +514,7 @@ def _name_candidates(
         if sep is None or sep.strip() not in (":", "=", ";"):
             rel = RE_REL_AFTER_LABEL.match(text, after)
             if rel and not lbl.startswith(("my", "full", "name")):
-                add(rel.end(), bool(sep), 85, "rel")
+                add(rel.end(), True, 85, "rel")
                 continue
         if RE_LABEL_SKIP.match(text, after) and sep and sep.strip() in ("-",):
             continue
@@ -409,36 +522,47 @@ def _name_candidates(
         at_line_start = not text[line_start : m.start()].strip(" \t-*\u2022>0123456789.)")
         if lbl.startswith("my") or m.group("poss") or lbl in ("namaku", "jenengku"):
             add(after, True, 95, "label")
-        elif lbl == "namanya":
-            add(after, bool(sep), 85, "label")
+        elif lbl in ("namanya", "asmanipun", "naminipun", "jenenge"):
+            add(after, True, 85, "label")
         elif sep:
             add(after, True, 100 if at_line_start else 92, "label", need_follow_for_lower=False)
         else:
-            add(after, False, 80 if lbl.startswith(("nama", "full")) else 72, "label")
+            add(after, True, 80 if lbl.startswith(("nama", "full")) else 72, "label")
 
-    for m in RE_REL.finditer(text):
+    def has(*words: str) -> bool:
+        return any(w in low for w in words)
+
+    for m in _first(RE_REL, text):
         # "saya istrinya" / "I am his daughter" are the writer, handled by RE_INTRO
+        add(m.end(), True, 85, "rel")
+    for m in _first(RE_REL_EN, text) if has("my ", "our ") else ():
         add(m.end(), False, 85, "rel")
-    for m in RE_REL_EN.finditer(text):
-        add(m.end(), False, 85, "rel")
-    for m in RE_CHILD_OF.finditer(text):
+    for m in _first(RE_CHILD_OF, text) if has("dari", "dr ", " of ") else ():
         add(m.end(), False, 80, "rel")
-    for m in RE_AN.finditer(text):
-        add(m.end(), False, 80, "an")
-    for m in RE_INTRO.finditer(text):
+    for m in _first(RE_AN, text) if has("nama", "a.", "a/n", "a .") else ():
+        add(m.end(), True, 80, "an")
+    for m in _first(RE_INTRO, text):
         add(m.end(), True, 60, "intro")
-    for m in RE_HERE.finditer(text):
+    for m in _first(RE_DATA_LABEL, text) if has("data", "identitas") else ():
+        add(m.end(), False, 70, "label")
+    for m in _first(RE_HERE, text) if has("sini", "here") else ():
         add(m.start(1), False, 55, "intro")
+    for m in _first(RE_DENGAN, text) if has("dengan", "ini") else ():
+        add(m.end(), False, 55, "intro")
+    for m in _first(RE_KTP_NAME, text) if has("ktp", "kk", "kartu") else ():
+        add(m.end(), False, 97, "label")
 
     anchor = birth.start if birth is not None else nik_pos
     if anchor is not None:
-        for m in RE_SEGMENT_NAME.finditer(text, max(0, anchor - 90), anchor):
+        for m in _first(RE_SEGMENT_NAME, text, max(0, anchor - 90)):
             if m.end(1) > anchor:
-                continue
+                break
+            if birth is not None and RE_ONLY_SEP.match(text, m.end(1), birth.start):
+                continue  # "Serang, <date>": that is the place
             add(m.start(1), False, 45, "bare")
 
     # signature after a closing line, or "Thx, Kris"
-    for m in RE_CLOSING.finditer(text):
+    for m in _first(RE_CLOSING, text):
         nl = text.find("\n", m.end())
         if nl < 0:
             continue
@@ -455,7 +579,8 @@ def _name_candidates(
         value = clean_name(got[2])
         if value:
             cands.append(_Cand(value, 20, got[0], got[1], "sign"))
-    for m in RE_INLINE_SIGN.finditer(text):
+    inline = has("thx", "thanks", "tks", "trims", "salam", "regards", "cheers")
+    for m in _first(RE_INLINE_SIGN, text) if inline else ():
         got = _walk_name(text, m.end(), False)
         if got is None:
             continue
@@ -480,7 +605,8 @@ def _choose_name(text: str, cands: list[_Cand]) -> _Cand | None:
         c.score = s
         if best is None or s > best.score or (s == best.score and c.start < best.start):
             best = c
-    return best
+    # a signature under a letter written for someone else is not the identity
+    return best if best is not None and best.score >= 15 else None
 
 
 def _subject_name(subject: str) -> str | None:
@@ -493,9 +619,9 @@ def _subject_name(subject: str) -> str | None:
                 v = clean_name(got[2])
                 if v:
                     return v
-    m = RE_SUBJ_TAIL.search(subject)
-    if m:
-        got = _walk_name(subject, m.start(1), False)
+    tail = RE_SUBJ_TAIL.search(subject)
+    if tail:
+        got = _walk_name(subject, tail.start(1), False)
         if got and got[1] >= len(subject.rstrip()) - 1:
             return clean_name(got[2])
     return None
@@ -526,10 +652,17 @@ def _place_candidates(
         nl = text.find("\n", pos)
         return min(len(text), pos + 120) if nl < 0 else min(nl, pos + 120)
 
-    for m in RE_PLACE_LABEL.finditer(text):
+    for m in _first(RE_PLACE_LABEL, text):
+        if m.group().strip(" \t:").lower() == "tempat":
+            # a bare "Tempat:" line is a birth place only inside a birth-data form
+            line_start = text.rfind("\n", 0, m.start()) + 1
+            if text[line_start : m.start()].strip(" \t-*\u2022") or not RE_BIRTH_CUE.search(
+                text, max(0, m.start() - 120), m.end() + 120
+            ):
+                continue
         add(_walk_place(text, m.end(), True, line_end(m.end())), 10, "label")
 
-    for m in RE_TTL_LABEL.finditer(text):
+    for m in _first(RE_TTL_LABEL, text):
         weak = m.group("weak") is not None
         if weak and not m.group("sep"):
             continue
@@ -551,7 +684,7 @@ def _place_candidates(
         else:
             add(_walk_place(text, v0, True, v1), 9 if not weak else 6, "ttl")
 
-    for m in RE_PLACE_PROSE.finditer(text):
+    for m in _first(RE_PLACE_PROSE, text):
         if m.group("prep"):
             add(_walk_place(text, m.end(), True), 8, "prose")
             continue
@@ -572,7 +705,14 @@ def _place_candidates(
         mm = RE_AFTER_DATE_PLACE.match(text, dm.end)
         if mm:
             add(_walk_place(text, mm.end(), True), 7, "after-date")
-    for ym in RE_BARE_YEAR.finditer(text):
+    if birth is not None:
+        # "Budi Santoso, 17-8-1985, Bandung, 3273..."
+        mm = RE_COMMA.match(text, birth.end)
+        if mm:
+            got = _walk_place(text, mm.end(), False)
+            if got is not None and RE_PLACE_END.match(text, got[1]):
+                add(got, 3, "after-date-comma")
+    for ym in _first(RE_BARE_YEAR, text):
         if not RE_BIRTH_CUE.search(text, max(0, ym.start() - 25), ym.start()):
             continue
         mm = RE_AFTER_DATE_PLACE.match(text, ym.end())
@@ -583,11 +723,11 @@ def _place_candidates(
     if birth is not None:
         seg_start = max(0, birth.start - 50)
         seg = text[seg_start : birth.start]
-        m = RE_PLACE_BEFORE_DATE.search(seg)
-        if m:
-            pos = seg_start + m.start(1)
+        pm = RE_PLACE_BEFORE_DATE.search(seg)
+        if pm:
+            pos = seg_start + pm.start(1)
             got = _walk_place(text, pos, False, birth.start)
-            if got is not None and got[1] >= seg_start + m.end(1) - 1:
+            if got is not None and got[1] >= seg_start + pm.end(1) - 1:
                 add(got, 4, "before-date")
     return cands
 
@@ -607,19 +747,39 @@ def extract(text: str | None, subject: str | None = None) -> Extracted:
         return Extracted()
 
 
+RE_BINARY = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
+
+
+def _looks_binary(raw: object) -> bool:
+    """Bytes that are not text (control characters, decoding errors)."""
+    if isinstance(raw, bytes | bytearray):
+        raw = bytes(raw[:4000]).decode("utf-8", "replace")
+    if not isinstance(raw, str) or len(raw) < 40:
+        return False
+    sample = raw[:4000]
+    return len(RE_BINARY.findall(sample)) > 0.05 * len(sample)
+
+
 def _extract(text: str | None, subject: str | None) -> Extracted:
     body = clean_text(text)
     subj = clean_subject(subject)
     if not body and not subj:
         return Extracted()
+    if _looks_binary(text):
+        return Extracted()
 
+    low = body.lower()
     dates = find_dates(body)
-    niks = find_nik_candidates(body)
+    niks = [
+        c
+        for c in find_nik_candidates(body)
+        if c.label > 0 or not any(d.start < c.end and c.start < d.end for d in dates)
+    ]
     score_candidates(body, niks)
     ok_niks = [c.nik for c in niks if c.score >= 5]
 
     date_scores = _score_dates(body, dates, ok_niks)
-    identity = bool(ok_niks) or bool(RE_IDENTITY_CUE.search(body))
+    identity = bool(ok_niks) or any(w in low for w in IDENTITY_WORDS)
     birth = _pick_date(body, dates, date_scores, identity)
     birth_date: _dt.date | None = birth.date if birth else None
 
@@ -642,7 +802,7 @@ def _extract(text: str | None, subject: str | None) -> Extracted:
     if nik is None and birth is None and RE_SPAM.search(body):
         return Extracted()
 
-    cands = _name_candidates(body, dates, birth, nik_pos)
+    cands = _name_candidates(body, low, dates, birth, nik_pos)
     chosen = _choose_name(body, cands)
     name = chosen.value if chosen else None
     if name is None:
@@ -655,6 +815,16 @@ def _extract(text: str | None, subject: str | None) -> Extracted:
     if places:
         bp = max(places, key=lambda c: (c.score, -c.start))
         place = bp.value
+        after = [c for c in places if c.kind == "after-date-comma"]
+        if name is None and chosen is None and bp.kind == "before-date" and after:
+            # "Budi Santoso, 17-8-1985, Bandung": name, date, place
+            name = clean_name(body[bp.start : bp.end])
+            place = after[0].value
+
+    # a lone date needs a close "lahir"/"DOB" cue or it is just a date
+    alone = name is None and nik is None and place is None
+    if alone and birth is not None and date_scores[dates.index(birth)] < 6:
+        birth_date = None
 
     return Extracted(
         full_name=name,

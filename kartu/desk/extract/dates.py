@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
@@ -13,13 +14,13 @@ from rapidfuzz import fuzz, process
 MONTHS: dict[str, int] = {}
 for _num, _words in enumerate(
     (
-        "januari january jan janu janv",
+        "januari january jan janu janv djanuari",
         "februari pebruari febuari feburari februay february feb peb pebr febr",
         "maret march mar mrt",
         "april apr",
         "mei may",
-        "juni june jun",
-        "juli july jul",
+        "juni june jun djuni",
+        "juli july jul djuli",
         "agustus augustus august agu agt ags agst agus aug agts",
         "september sep sept spt",
         "oktober october okt oct",
@@ -42,7 +43,7 @@ ROMAN = {
 _THIS_YEAR = _dt.datetime.now(_dt.UTC).year
 # Birth years accepted as plausible for a worker / member.
 MIN_BIRTH_YEAR = 1920
-MAX_BIRTH_YEAR = _THIS_YEAR - 13
+MAX_BIRTH_YEAR = _THIS_YEAR - 15
 
 
 def month_from_word(word: str, fuzzy: bool = True) -> int | None:
@@ -63,7 +64,7 @@ def month_from_word(word: str, fuzzy: bool = True) -> int | None:
 
 
 def expand_year(text: str) -> int | None:
-    """Four-digit year; two-digit years pivot so that members are >= 13."""
+    """Four-digit year; two-digit years pivot so that members are >= 15."""
     t = text.lstrip("'\u2019")
     if not t.isdigit():
         return None
@@ -98,6 +99,7 @@ class DateMatch:
     alt: _dt.date | None = None
 
 
+_RE_DIGIT = re.compile(r"\d")
 _DAY = r"(?P<d>[0-3]?\d)(?:st|nd|rd|th)?"
 _SEP = r"[ \t.,/\-]*"
 _YEAR = r"(?P<y>(?:19|20)\d{2}|['\u2019]?\d{2})"
@@ -118,7 +120,9 @@ RE_DMY_NUM = re.compile(
 RE_YMD_NUM = re.compile(
     r"(?<!\d)(?<!\d[.,/\-])(?P<y>(?:19|20)\d{2})\s*(?P<s>[\-/.])\s*(?P<m>\d{1,2})\s*(?P=s)\s*(?P<d>\d{1,2})(?!\d|[.,/\-]\d)"
 )
-RE_DMY_SPACE = re.compile(r"(?<!\d)(?<!\d[.,/\-])(?P<d>\d{1,2}) (?P<m>\d{1,2}) (?P<y>(?:19|20)\d{2})(?![\d])")
+RE_DMY_SPACE = re.compile(
+    r"(?<!\d)(?<!\d[.,/\-])(?P<d>\d{1,2}) (?P<m>\d{1,2}) (?P<y>(?:19|20)\d{2})(?![\d])"
+)
 RE_COMPACT = re.compile(r"(?<!\d)(?<!\d[.,/\-])(?P<n>\d{8})(?![\d])")
 RE_TBT = re.compile(
     r"\b(?:tgl|tanggal|tg|tang)\.?\s*(?P<d>\d{1,2})\s*[,.]?\s*(?:bln|bulan|bl|wulan|sasih)\.?\s*"
@@ -131,11 +135,9 @@ def _numeric(d: str, m: str, y: str) -> tuple[_dt.date | None, _dt.date | None]:
     """Day-first reading of a numeric date, plus the month-first alternative."""
     year = expand_year(y)
     day = int(d)
-    if m.isdigit():
-        month = int(m)
-    else:
-        month = ROMAN.get(m.lower())
-        return make_date(year, month, day), None
+    if not m.isdigit():
+        return make_date(year, ROMAN.get(m.lower()), day), None
+    month = int(m)
     first = make_date(year, month, day)
     swapped = make_date(year, day, month)
     if first is None:
@@ -145,9 +147,11 @@ def _numeric(d: str, m: str, y: str) -> tuple[_dt.date | None, _dt.date | None]:
     return first, None
 
 
-def _search_all(rx: re.Pattern[str], text: str, ok) -> list[re.Match[str]]:
+def _search_all(
+    rx: re.Pattern[str], text: str, ok: Callable[[re.Match[str]], bool]
+) -> list[re.Match[str]]:
     """Like ``finditer`` but a rejected match does not hide later ones."""
-    out = []
+    out: list[re.Match[str]] = []
     pos = 0
     n = len(text)
     while pos < n:
@@ -168,7 +172,7 @@ def find_dates(text: str) -> list[DateMatch]:
     Overlapping readings are resolved in favour of the longer match.
     """
     found: list[DateMatch] = []
-    if not any(ch.isdigit() for ch in text):
+    if not _RE_DIGIT.search(text):
         return found
     for m in _search_all(RE_TBT, text, lambda m: month_from_word(m["m"]) is not None):
         d = make_date(expand_year(m["y"]), month_from_word(m["m"]), int(m["d"]))

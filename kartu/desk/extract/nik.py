@@ -11,11 +11,14 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 # Kemendagri province codes (incl. the 2022 Papua provinces).
 PROVINCES = frozenset(
-    [11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 31, 32, 33, 34, 35, 36, 51, 52, 53]
-    + [61, 62, 63, 64, 65, 71, 72, 73, 74, 75, 76, 81, 82, 91, 92, 93, 94, 95, 96]
+    [
+        *(11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 31, 32, 33, 34, 35, 36, 51, 52, 53),
+        *(61, 62, 63, 64, 65, 71, 72, 73, 74, 75, 76, 81, 82, 91, 92, 93, 94, 95, 96),
+    ]
 )
 
 # A chain of digit groups joined by single separators (space, dot, dash or
@@ -114,20 +117,33 @@ def find_nik_candidates(text: str, limit: int = 40) -> list[NikCandidate]:
                 if total > 16:
                     break
                 if total == 16:
-                    digits = "".join(g.group() for g in groups[i : j + 1])
+                    parts = groups[i : j + 1]
+                    digits = "".join(g.group() for g in parts)
                     start, end = groups[i].start(), groups[j].end()
                     if i == 0:
                         before = before_chain
                     else:
                         before = text[max(groups[i - 1].end(), start - LABEL_WINDOW) : start]
-                    out.append(
-                        NikCandidate(digits, start, end, _label(before), nik_structure_ok(digits))
-                    )
+                    label = _label(before)
+                    # "1 2 3 4 ..." or "12-12-2012 0812..." is not how anyone writes a NIK
+                    if label > 0 or _plausible_grouping(text, parts):
+                        out.append(
+                            NikCandidate(digits, start, end, label, nik_structure_ok(digits))
+                        )
                     break
             if len(out) >= limit:
                 return out
         prev_end = chain.end()
     return out
+
+
+def _plausible_grouping(text: str, parts: list[re.Match[str]]) -> bool:
+    if len(parts) == 1:
+        return True
+    if len(parts) > 6 or min(len(g.group()) for g in parts) < 2:
+        return False
+    seps = {text[a.end() : b.start()].strip(" \t") or " " for a, b in pairwise(parts)}
+    return len(seps) == 1
 
 
 def _label(before: str) -> int:

@@ -61,10 +61,18 @@ ORG_WORDS = _words(
     """
 )
 
+# Pronouns ("I") that are also given names (Abdi, Ambo, Beta ...): a name
+# when capitalised and followed by another capitalised word.
+PRONOUN_NAMES = _words("abdi ambo beta dalem tiang aye ulun awak kula")
+# Greeting words that are also given names (Sugeng, Slamet/Selamat, Salam ...).
+AMBIGUOUS_NAMES = PRONOUN_NAMES | _words("sugeng selamat salam kasih lalu")
+
 # Words that end (or forbid) a person's name.  Lower case.
 NAME_STOP = _words(
     """
-    saya sy aku ak gue gw gua ane kulo kula dalem abdi sa beta ulun ambo aye tiang ahu
+    lahri lhir lahr lahie alias als aq saking seking soko seko asli
+    saya sy aku ak gue gw gua ane kulo kula dalem abdi sa
+    beta ulun ambo aye tiang ahu
     awak kami kita dia beliau me my we our you your he she his her mau mo mw ingin
     pengen pingin pengin hendak akan arep bade badhe ajeng tanya nanya menanyakan
     tanyakan nanyain bertanya minta meminta mohon memohon tolong nyuwun nyuhunkeun nunas
@@ -195,7 +203,7 @@ def is_degree(token: str) -> bool:
 
 
 # Abbreviations that keep their dot inside a name ("M. Rizky", "Moh. Ali").
-KEEP_DOT = frozenset("moh muh mhd moch mochd ach abd md mu st ny".split())
+KEEP_DOT = frozenset(["moh", "muh", "mhd", "moch", "mochd", "ach", "abd", "md", "mu", "st", "ny"])
 
 
 def _strip_token(tok: str) -> str:
@@ -221,11 +229,7 @@ def clean_name(raw: str | None) -> str | None:
         kept = [tokens[0]]
         for i in range(1, len(tokens)):
             tok = tokens[i]
-            if (
-                i < len(tokens) - 1
-                and tok.endswith(".")
-                and _bare(tok) in INNER_DOT_TITLES
-            ):
+            if i < len(tokens) - 1 and tok.endswith(".") and _bare(tok) in INNER_DOT_TITLES:
                 continue
             kept.append(tok)
         tokens = kept
@@ -236,7 +240,10 @@ def clean_name(raw: str | None) -> str | None:
     first = _bare(tokens[0])
     if first in ORG_WORDS:
         return None
-    if first in NAME_STOP and not (first == "anak" and len(tokens) > 1 and _bare(tokens[1]) == "agung"):
+    if first in NAME_STOP and not (
+        len(tokens) > 1
+        and ((first == "anak" and _bare(tokens[1]) == "agung") or first in AMBIGUOUS_NAMES)
+    ):
         return None
     letters = sum(ch.isalpha() for t in tokens for ch in t)
     if letters < 2:

@@ -11,7 +11,9 @@ RAW_CAP = 100_000
 # What is left after removing quoted replies is cut here.
 SCAN_CAP = 20_000
 
-_RE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u2060\ufeff\ufffd]")
+_RE_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u2060\ufeff\ufffd]"
+)
 _RE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _RE_TAGLIKE = re.compile(r"</?[A-Za-z!][^<>]{0,500}>")
 _RE_BLOCK_TAG = re.compile(
@@ -31,14 +33,20 @@ _RE_REPLY_HEADER = re.compile(
     re.M | re.I,
 )
 _RE_FORWARD_HEADER = re.compile(
-    r"(?:-{2,}[ \t]*(?:Forwarded message|Pesan yang diteruskan|Pesan terusan)[ \t]*-*|Begin forwarded message:)"
-    r"[^\n]*\n(?:[ \t]*(?:From|Date|Sent|To|Cc|Subject|Dari|Tanggal|Dikirim|Kepada|Subjek)[ \t]*:[^\n]*\n)*",
+    r"(?:-{2,}[ \t]*(?:Forwarded message|Pesan yang diteruskan|Pesan terusan)[ \t]*-*"
+    r"|Begin forwarded message:)[^\n]*\n"
+    r"(?:[ \t]*(?:From|Date|Sent|To|Cc|Subject|Dari|Tanggal|Dikirim|Kepada|Subjek)"
+    r"[ \t]*:[^\n]*\n)*",
     re.I,
 )
 _RE_HEADER_LINES = re.compile(
-    r"^[ \t]*(?:From|Date|Sent|To|Cc|Subject|Dari|Tanggal|Dikirim|Kepada|Subjek)[ \t]*:[^\n]*\n", re.M | re.I
+    r"^[ \t]*(?:From|Date|Sent|To|Cc|Subject|Dari|Tanggal|Dikirim|Kepada|Subjek)[ \t]*:[^\n]*\n",
+    re.M | re.I,
 )
-_RE_SUBJECT_PREFIX = re.compile(r"^\s*(?:(?:re|fw|fwd|aw|tr|balas|bls)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
+_RE_SUBJECT_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|aw|tr|balas|bls)\s*(?:\[\d+\])?\s*:\s*)+", re.I
+)
+_RE_MARKDOWN = re.compile(r"[*~]+")
 _RE_HSPACE = re.compile(r"[^\S\n]+")
 _RE_MANY_NL = re.compile(r"\n{3,}")
 
@@ -119,6 +127,8 @@ def clean_text(text: object, cap: int = SCAN_CAP) -> str:
     text = _RE_CONTROL.sub(" ", text)
     text = strip_quotes(text)
     text = text[:cap]
+    if "*" in text or "~" in text:
+        text = _RE_MARKDOWN.sub("", text)
     text = _RE_HSPACE.sub(" ", text)
     text = _RE_MANY_NL.sub("\n\n", text)
     return text.strip()
