@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "kartu.core",
     "kartu.registry",
     "kartu.desk",
+    "kartu.channels.email",
     "kartu.channels.webchat",
 ]
 
