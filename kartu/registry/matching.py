@@ -321,12 +321,31 @@ def normalize_place(place: str) -> str:
     return _place_alias(_strip_place_prefixes(_place_tokens(place)))
 
 
+# Forms of address that are also given names on KTPs ("NENG SITI", "MAS AGUS", "UNI ASNI"): the
+# free-text extractor drops them as honorifics, a registry may hold them as part of the name.
+# A name that differs from the other only by one of these leading words still matches.
+SPOKEN_HONORIFICS = frozenset(
+    "MAS MBAK NENG NING KANG AKANG AA CAK UDA UNI MPOK TEH BANG ABANG GUS KAK DEK NYAI "
+    "EYANG MBAH OM KOH CIK".split()
+)
+
+
 def names_match(claimed: str, recorded: str) -> bool:
     """Whether a claimed name is the recorded name (see the module docstring for the rule)."""
     a = normalize_name(claimed)
     b = normalize_name(recorded)
     if not a or not b:
         return False
+    if _normalized_names_match(a, b):
+        return True
+    a_first, _, a_rest = a.partition(" ")
+    b_first, _, b_rest = b.partition(" ")
+    if b_rest and b_first in SPOKEN_HONORIFICS and _normalized_names_match(a, b_rest):
+        return True
+    return bool(a_rest and a_first in SPOKEN_HONORIFICS and _normalized_names_match(a_rest, b))
+
+
+def _normalized_names_match(a: str, b: str) -> bool:
     if a == b:
         return True
     b_letters = b.replace(" ", "")
