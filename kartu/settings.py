@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "kartu.core",
     "kartu.registry",
+    "kartu.card",
     "kartu.desk",
     "kartu.channels.email",
     "kartu.channels.webchat",

@@ -17,5 +17,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("desk/", include("kartu.desk.urls")),
     path("tanya-kpj/", include("kartu.channels.webchat.urls")),
+    path("", include("kartu.card.urls")),
     path("", include("kartu.web.urls")),
 ]

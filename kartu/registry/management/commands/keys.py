@@ -1,4 +1,4 @@
-"""``kartu keys rotate|status`` — field-encryption and blind-index key management."""
+"""``kartu keys rotate|status`` — field-encryption, blind-index and card signing keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 from argparse import ArgumentParser
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from kartu.registry import keys
 
@@ -19,12 +19,24 @@ class Command(BaseCommand):
         rot = sub.add_parser("rotate", help="rotate keys and re-encrypt / re-index, online")
         rot.add_argument("--field", action="store_true", help="only the field-encryption key")
         rot.add_argument("--index", action="store_true", help="only the blind-index key")
+        rot.add_argument("--card", action="store_true", help="only the card signing key")
         sub.add_parser("status", help="which keys are live and how many rows use each")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["action"] == "status":
             self.stdout.write(json.dumps(keys.status(), indent=2))
             return
+        if opts["card"]:
+            from kartu.card import keys as card_keys
+
+            try:
+                new, retired = card_keys.rotate()
+            except card_keys.CardKeyError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"card signing key {new.kid} is active; retired: "
+                              f"{', '.join(retired) or 'none'} (their cards stay valid)")
+            if not (opts["field"] or opts["index"]):
+                return
         both = not (opts["field"] or opts["index"])
         report = keys.rotate(
             field=both or opts["field"], index=both or opts["index"], log=self.stdout.write
