@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as c  # noqa: E402
+import _common as c
 
 TARGETS = {"sqlite": 50_000, "postgres": 100_000}
 PG_DB = "kartu_bench"

@@ -51,20 +51,17 @@ class DatabaseStore:
     table = "core_ratecounter"
 
     def incr(self, bucket: str, slot: int, ttl: int) -> tuple[int, int]:
+        # One statement (one round trip): the increment returns the previous window's count too.
         with connection.cursor() as cur:
             cur.execute(
                 f"INSERT INTO {self.table} (bucket, slot, count) VALUES (%s, %s, 1) "
                 f"ON CONFLICT (bucket, slot) DO UPDATE SET count = {self.table}.count + 1 "
-                "RETURNING count",
-                [bucket, slot],
+                "RETURNING count, "
+                f"(SELECT count FROM {self.table} WHERE bucket = %s AND slot = %s)",
+                [bucket, slot, bucket, slot - 1],
             )
-            current = cur.fetchone()[0]
-            cur.execute(
-                f"SELECT count FROM {self.table} WHERE bucket = %s AND slot = %s",
-                [bucket, slot - 1],
-            )
-            row = cur.fetchone()
-        return int(current), int(row[0]) if row else 0
+            current, previous = cur.fetchone()
+        return int(current), int(previous or 0)
 
     def peek(self, bucket: str, slot: int) -> tuple[int, int]:
         with connection.cursor() as cur:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from kartu.registry.models import AuditEvent, AuditHead
@@ -57,14 +57,21 @@ def append(
     agent: str = "",
     memberships: str = "",
 ) -> AuditEvent:
-    """Append one record. Must run inside the caller's transaction (it joins it)."""
-    with transaction.atomic():
-        head = AuditHead.objects.select_for_update().filter(pk=1).first()
+    """Append one record. Must run inside the caller's transaction (it joins it: no savepoint
+    of its own, so an error here fails the caller's transaction as a whole).
+
+    Runs on every verification, so it speaks SQL directly (three statements: lock and read the
+    head, insert the record, move the head) instead of paying for the ORM's query building."""
+    with transaction.atomic(savepoint=False), connection.cursor() as cur:
+        cur.execute(_HEAD_SQL + _for_update())
+        head = cur.fetchone()
         if head is None:
-            head = AuditHead.objects.create(pk=1, last_id=0, last_hash=GENESIS, count=0)
-            head = AuditHead.objects.select_for_update().get(pk=1)
+            AuditHead.objects.create(pk=1, last_id=0, last_hash=GENESIS, count=0)
+            cur.execute(_HEAD_SQL + _for_update())
+            head = cur.fetchone()
+        last_id, last_hash, count = head
         event = AuditEvent(
-            id=head.last_id + 1,
+            id=last_id + 1,
             at=timezone.now(),
             action=action,
             channel=channel[:32],
@@ -75,14 +82,35 @@ def append(
             reason=reason,
             agent=agent[:150],
             memberships=memberships,
-            prev_hash=head.last_hash,
+            prev_hash=last_hash,
         )
         event.hash = compute_hash(event)
-        event.save(force_insert=True)
-        AuditHead.objects.filter(pk=1).update(
-            last_id=event.pk, last_hash=event.hash, count=head.count + 1
-        )
+        cur.execute(_INSERT_SQL, [
+            event.pk, connection.ops.adapt_datetimefield_value(event.at), event.action,
+            event.channel, event.requester_ref, event.subject_index, event.person_id,
+            event.outcome, event.reason, event.agent, event.memberships, event.prev_hash,
+            event.hash,
+        ])
+        cur.execute(_HEAD_UPDATE_SQL, [event.pk, event.hash, count + 1])
+    event._state.adding = False
+    event._state.db = connection.alias
     return event
+
+
+_HEAD_SQL = "SELECT last_id, last_hash, count FROM registry_audithead WHERE id = 1"
+_INSERT_SQL = (
+    "INSERT INTO registry_auditevent (id, at, action, channel, requester_ref, subject_index, "
+    "person_id, outcome, reason, agent, memberships, prev_hash, hash) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+_HEAD_UPDATE_SQL = (
+    "UPDATE registry_audithead SET last_id = %s, last_hash = %s, count = %s WHERE id = 1"
+)
+
+
+def _for_update() -> str:
+    # SQLite has no row locks: its write transactions are serialised (BEGIN IMMEDIATE) instead.
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
 
 
 @dataclass

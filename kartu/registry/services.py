@@ -22,11 +22,13 @@ Privacy rules built in here, so no door can forget them:
 from __future__ import annotations
 
 import hmac
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from kartu.core import crypto
 from kartu.core.phone import InvalidPhone, normalize_phone
@@ -161,28 +163,24 @@ class _Decoy:
     """Stands in for the registry record when the NIK is unknown, so the comparison work
     (string matching, one decryption) is the same as for a known NIK with a wrong field."""
 
-    pk: None
-    full_name: str
-    birth_place: str
-    birth_date: date
-    phone_cipher: bytes
+    row: tuple[object, ...]
 
 
 @cache
 def _decoy(ring_field_kid: str) -> _Decoy:
-    return _Decoy(
-        pk=None,
-        full_name="NAMA PESERTA TIDAK DIKENAL SAMA SEKALI",
-        birth_place="TEMPAT TIDAK DIKENAL",
-        birth_date=date(1900, 1, 1),
-        phone_cipher=crypto.encrypt("+620000000000", PHONE_AAD),
-    )
+    # Same shape and types as a row of _LOOKUP_SQL after the lock column: person id (None marks
+    # the decoy), name, place, birth date, phone ciphertext, and one membership.
+    return _Decoy(row=(
+        None, "NAMA PESERTA TIDAK DIKENAL SAMA SEKALI", "TEMPAT TIDAK DIKENAL", "1900-01-01",
+        crypto.encrypt("+620000000000", PHONE_AAD), 0, "00000000000", "", "nonaktif", None,
+        "",
+    ))
 
 
 _limiter = RateLimiter()
 
 
-def _compare(claim: Claim, record: Person | _Decoy) -> str:
+def _compare(claim: Claim, record: _Record) -> str:
     """Return the first failing factor's reason code, or "" when every factor matches.
 
     Every factor is evaluated (no short-circuit) so the work does not depend on which failed."""
@@ -204,16 +202,6 @@ def _compare(claim: Claim, record: Person | _Decoy) -> str:
         if not ok:
             return code
     return ""
-
-
-def _membership_info(m: Membership) -> MembershipInfo:
-    return MembershipInfo(
-        kpj=m.kpj,
-        employer=m.employer,
-        status=m.status,
-        registered_on=m.registered_on.isoformat() if m.registered_on else None,
-        programmes=m.programme_list,
-    )
 
 
 def verify_identity(
@@ -254,15 +242,11 @@ def verify_identity(
             return Verification(False, True, "requester_limit", (), None, audit_id,
                                 decision.retry_after)
 
-        locked = NikLock.objects.filter(nik_index__in=indexes).exists()
-        rows = list(
-            Membership.objects.filter(person__nik_index__in=indexes).select_related("person")
-        )
-        person: Person | None = rows[0].person if rows else None
-        reason = _compare(claim, person or _decoy(ring.active_field))
-        if person is None:
+        locked, record_, memberships = _lookup(indexes, ring)
+        reason = _compare(claim, record_)
+        person_id = record_.pk
+        if person_id is None:
             reason = "nik_unknown"
-        person_id = person.pk if person else None
 
         if locked:
             audit_id = record(AuditEvent.Outcome.LIMITED, "nik_locked", person_id)
@@ -275,14 +259,98 @@ def verify_identity(
                 _lock(subject, person_id, channel, ref, agent)
             return Verification(False, False, reason, (), person_id, audit_id)
 
-        infos = tuple(_membership_info(m) for m in rows)
+        infos = tuple(info for _, info in memberships)
         if disclose:
             audit_id = record(
-                AuditEvent.Outcome.DISCLOSED, "", person_id, ",".join(str(m.pk) for m in rows)
+                AuditEvent.Outcome.DISCLOSED, "", person_id,
+                ",".join(str(pk) for pk, _ in memberships),
             )
         else:
             audit_id = record(AuditEvent.Outcome.VERIFIED, "", person_id)
         return Verification(True, False, "", infos, person_id, audit_id)
+
+
+_LOOKUP_SQL = """
+SELECT (SELECT 1 FROM registry_niklock WHERE nik_index IN ({marks}) LIMIT 1),
+       p.nik_index IN ({marks}),
+       p.id, p.full_name, p.birth_place, p.birth_date, p.phone_cipher,
+       m.id, m.kpj, m.employer, m.status, m.registered_on, m.programmes
+FROM (SELECT 1 AS one) AS anchor
+LEFT JOIN registry_person p ON p.id = COALESCE(
+    (SELECT id FROM registry_person WHERE nik_index IN ({marks}) LIMIT 1), %s)
+LEFT JOIN registry_membership m ON m.person_id = p.id
+ORDER BY m.kpj
+"""
+
+
+@dataclass(frozen=True)
+class _Record:
+    pk: int | None
+    full_name: str
+    birth_place: str
+    birth_date: date
+    phone_cipher: bytes | None
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+class _PersonIds:
+    """Random existing person ids, for the stand-in read of an unknown NIK."""
+
+    refresh_seconds = 300.0
+
+    def __init__(self) -> None:
+        self.max_id = 0
+        self.read_at = -1e9
+
+    def random(self) -> int:
+        now = time.monotonic()
+        if now - self.read_at > self.refresh_seconds or self.max_id == 0:
+            with connection.cursor() as cur:
+                cur.execute("SELECT MAX(id) FROM registry_person")
+                self.max_id = int(cur.fetchone()[0] or 0)
+            self.read_at = now
+        return secrets.randbelow(self.max_id) + 1 if self.max_id else 0
+
+
+_person_ids = _PersonIds()
+
+
+def _lookup(
+    indexes: list[str], ring: crypto.Keyring
+) -> tuple[bool, _Record, list[tuple[int, MembershipInfo]]]:
+    """The NIK lock, the person and their memberships in one statement.
+
+    A NIK not in the registry must cost what a registered one costs, or response times would
+    tell which NIKs are registered. So the statement always reads one real person: the claimed
+    one, or else a random other person (their record is read, converted and compared exactly like
+    the claimed one's, then thrown away: it is never disclosed). Only when no such record exists
+    (an empty registry, a gap in the ids) does a constant decoy stand in.
+    (Plain SQL: the ORM's query building cost more than the query itself.)
+    """
+    marks = ", ".join(["%s"] * len(indexes))
+    with connection.cursor() as cur:
+        cur.execute(_LOOKUP_SQL.format(marks=marks),
+                    [*indexes, *indexes, *indexes, _person_ids.random()])
+        rows = cur.fetchall()
+    locked = rows[0][0] is not None
+    claimed = bool(rows[0][1])
+    if rows[0][2] is None:
+        rows = [(rows[0][0], False, *_decoy(ring.active_field).row)]
+    first = rows[0]
+    record = _Record(first[2] if claimed else None, first[3], first[4], _as_date(first[5]),
+                     bytes(first[6]) if first[6] is not None else None)
+    memberships = [
+        (row[7], MembershipInfo(
+            kpj=row[8], employer=row[9], status=row[10],
+            registered_on=_as_date(row[11]).isoformat() if row[11] else None,
+            programmes=str(row[12]).split(),
+        ))
+        for row in rows
+    ]
+    return locked, record, (memberships if claimed else [])
 
 
 def record_disclosure(
