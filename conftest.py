@@ -89,3 +89,35 @@ def loaded_registry(db, registry_csv):  # type: ignore[no-untyped-def]
 
 SITI = {"nik": "3174055708900003", "full_name": "Siti Nurhaliza", "birth_place": "Jakarta",
         "birth_date": date(1990, 8, 17)}
+
+
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium. Outside CI a missing browser skips (with the reason); in CI it fails."""
+    import shutil
+
+    path = os.environ.get("KARTU_CHROMIUM") or shutil.which("chromium") or ""
+    if not path or not os.path.exists(path):
+        message = "Chromium is not installed (apt-get install chromium): browser tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message} must run in CI")
+        pytest.skip(f"{message} skipped")
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; Django would then refuse ORM
+    # calls from the test body as "async context", though they are not run concurrently.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_FLAGS)
+        yield b
+        b.close()
