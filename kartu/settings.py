@@ -46,6 +46,13 @@ INSTALLED_APPS = [
     "kartu.desk",
     "kartu.channels.email",
     "kartu.channels.webchat",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
+    "django_altcha",  # the ALTCHA widget script, served from our own static files
+    "kartu.accounts",
 ]
 
 MIDDLEWARE = [
@@ -58,6 +65,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "kartu.accounts.middleware.StaffMfaMiddleware",
 ]
 
 ROOT_URLCONF = "kartu.urls"
@@ -114,7 +124,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # cache is still shared by every process (a per-process memory cache would not be).
 REDIS_URL = env_str("KARTU_REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {
+    CACHES: dict[str, dict[str, Any]] = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
@@ -125,8 +135,12 @@ if REDIS_URL:
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            # Django's database cache with one-statement atomic set/add (kartu/accounts/dbcache.py)
+            "BACKEND": "kartu.accounts.dbcache.DatabaseCache",
             "LOCATION": "kartu_cache",
+            # Rate-limit counters and ALTCHA replay markers live here: never cull live entries
+            # at Django's default of 300 (expired ones are deleted first).
+            "OPTIONS": {"MAX_ENTRIES": 200_000},
         }
     }
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -171,7 +185,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-LOGIN_URL = "desk:login"
+LOGIN_URL = "account_login"
 STATIC_ROOT = DATA_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -247,3 +261,51 @@ else:
 KARTU_SMTP_LISTEN = env_str("KARTU_SMTP_LISTEN", "127.0.0.1:2525")
 KARTU_IMAP_URL = env_str("KARTU_IMAP_URL", "")
 KARTU_EMAIL_MAX_BYTES = env_int("KARTU_EMAIL_MAX_BYTES", 10 * 1024 * 1024)
+
+# --- Member accounts (django-allauth) ---------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",  # staff usernames (desk, admin)
+    "allauth.account.auth_backends.AuthenticationBackend",  # members sign in by email
+]
+LOGIN_REDIRECT_URL = "accounts:dashboard"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"  # enumeration prevention only works with this
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_CHANGE_EMAIL = True  # one address per account, changed by verifying the new one
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[kartu] "
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = False
+ACCOUNT_FORMS = {
+    "login": "kartu.accounts.forms.LoginForm",
+    "signup": "kartu.accounts.forms.SignupForm",
+    "reset_password": "kartu.accounts.forms.ResetPasswordForm",
+}
+# allauth's defaults (login 30/m/ip, login_failed 10/m/ip + 5/5m/key, signup 20/m/ip,
+# reset_password 20/m/ip + 5/m/key, …) apply unchanged (ACCOUNT_RATE_LIMITS unset), counted in
+# the shared cache above so every process sees the same counters.
+# Behind a reverse proxy, say how many proxies to trust for the client IP (rate limits by IP).
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("KARTU_TRUSTED_PROXY_COUNT", 0)
+
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = "kartu"
+# WebAuthn needs HTTPS except on localhost; allow plain http only for development and tests.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+USERSESSIONS_TRACK_ACTIVITY = False  # no write on every request; sessions are still listed
+# Agents, staff and superusers must use a second factor before /desk/ or /admin/ works.
+KARTU_REQUIRE_STAFF_MFA = True
+
+# "Saya bukan robot" (ALTCHA proof of work). A cheap phone solves 50,000 in about a second.
+ALTCHA_HMAC_KEY = env_str("KARTU_ALTCHA_HMAC_KEY", "") or load_or_create_secret(
+    DATA_DIR, "altcha_hmac_key"
+)
+ALTCHA_CHALLENGE_EXPIRE = 20 * 60 * 1000  # milliseconds
+ALTCHA_CACHE_ALIAS = "default"  # shared by every process: replay is refused everywhere
+KARTU_ALTCHA_MAXNUMBER = env_int("KARTU_ALTCHA_MAXNUMBER", 50_000)
+
+if _https:
+    # __Host- cookies: Secure, whole site, no Domain (no subdomain can set or read them).
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"

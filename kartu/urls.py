@@ -17,6 +17,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("desk/", include("kartu.desk.urls")),
     path("tanya-kpj/", include("kartu.channels.webchat.urls")),
+    # member accounts: our pages first, then allauth's (login/, signup/, password/…, 2fa/…)
+    path("akun/", include("kartu.accounts.urls")),
+    path("akun/", include("allauth.urls")),
     path("", include("kartu.card.urls")),
     path("", include("kartu.web.urls")),
 ]

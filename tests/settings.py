@@ -17,3 +17,6 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405  (WhiteNoise warns 
 # real SQLite locking with the busy timeout, as in production.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+# The desk's own tests sign agents in with force_login; staff MFA is tested (switched back on)
+# in kartu/accounts/tests/test_staff_mfa.py.
+KARTU_REQUIRE_STAFF_MFA = False

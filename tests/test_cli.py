@@ -115,7 +115,7 @@ def test_no_nik_in_clear_anywhere_in_the_data_directory(data_dir):
     # and a help-desk conversation that carries both NIKs, processed and answered
     script = (
         "from kartu.desk import services\n"
-        "for i, nik in enumerate(%r):\n"
+        f"for i, nik in enumerate({NIKS!r}):\n"
         "    m = services.receive(services.Inbound('webchat', f'dump-{i}', f'dump-{i}',\n"
         "        f'Nama Siti Nurhaliza lahir di Jakarta 17 Agustus 1990 NIK {nik}'),\n"
         "        enqueue=False)\n"
@@ -123,7 +123,7 @@ def test_no_nik_in_clear_anywhere_in_the_data_directory(data_dir):
         "    for o in services.due_outbox_ids(): services.deliver(o)\n"
         "from kartu.desk.models import Outbox\n"
         "print(Outbox.objects.filter(status='sent').count())\n"
-    ) % (NIKS,)
+    )
     shell = kartu(data_dir, "shell", "-c", script)
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.strip().splitlines()[-1] == "2"  # both were answered

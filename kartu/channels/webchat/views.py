@@ -1,12 +1,16 @@
 """The public web chat: usable without an account, the same bot and rules as every channel.
 
 Each browser session is one sender (a random id kept in the session). Messages carry a
-client-generated id, so a double submit is stored once. Rate-limited per session and per IP
-(ALTCHA joins this once the accounts issue lands)."""
+client-generated id, so a double submit is stored once. Rate-limited per session and per IP.
+
+"Saya bukan robot" (ALTCHA, kartu.accounts.altcha): the first message of a browser session needs
+a solved, never-used challenge; the session then counts as human for an hour (its message limit
+still applies). Without a valid solution nothing is stored (fails closed)."""
 
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -14,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from kartu.accounts import altcha
 from kartu.channels.webchat.adapter import CHANNEL
 from kartu.core.ratelimit import Limit, RateLimiter
 from kartu.desk import services
@@ -23,6 +28,24 @@ MAX_LENGTH = 2000
 SESSION_LIMIT = Limit(20, 3600)
 IP_LIMIT = Limit(120, 3600)
 _limiter = RateLimiter()
+HUMAN_SECONDS = 3600
+HUMAN_KEY = "webchat_human_until"
+
+
+def _is_human(request: HttpRequest) -> bool:
+    return float(request.session.get(HUMAN_KEY) or 0) > time.time()
+
+
+def _robot_check(request: HttpRequest) -> str:
+    """"" when this session may send, else the error to show (the solution is spent)."""
+    if _is_human(request):
+        return ""
+    try:
+        altcha.consume(request.POST.get(altcha.FIELD_NAME))
+    except altcha.Rejected as exc:
+        return exc.message
+    request.session[HUMAN_KEY] = time.time() + HUMAN_SECONDS
+    return ""
 
 
 def _sender(request: HttpRequest) -> str:
@@ -63,6 +86,8 @@ def chat(request: HttpRequest) -> HttpResponse:
             error = _("Tulis pesan Anda terlebih dahulu.")
         elif len(text) > MAX_LENGTH:
             error = _("Pesan terlalu panjang (paling banyak %(n)s karakter).") % {"n": MAX_LENGTH}
+        elif robot_error := _robot_check(request):
+            error = robot_error
         elif not (_limiter.hit("webchat-session", _sender(request), SESSION_LIMIT).allowed
                   and _limiter.hit("webchat-ip", ip, IP_LIMIT).allowed):
             error = _("Terlalu banyak pesan. Silakan coba lagi nanti.")
@@ -71,7 +96,7 @@ def chat(request: HttpRequest) -> HttpResponse:
             services.receive(services.Inbound(CHANNEL, sender, f"{sender}:{client_id}", text))
         if request.headers.get("Accept") == "application/json":
             status = 400 if error else 200
-            return JsonResponse({"ok": not error, "error": error,
+            return JsonResponse({"ok": not error, "error": error, "altcha": not _is_human(request),
                                  "messages": _messages(request)}, status=status)
         if not error:
             return redirect("webchat:chat")
@@ -79,6 +104,8 @@ def chat(request: HttpRequest) -> HttpResponse:
     return render(request, "webchat/chat.html", {
         "messages_list": _messages(request), "error": error, "client_id": uuid.uuid4().hex,
         "max_length": MAX_LENGTH,
+        "robot_check": None if _is_human(request) else altcha.AltchaForm()["altcha"],
+        "text": (request.POST.get("text") or "") if error else "",
     })
 
 

@@ -1,0 +1,13 @@
+from django.contrib import admin
+
+from kartu.accounts.models import Link
+
+
+@admin.register(Link)
+class LinkAdmin(admin.ModelAdmin):
+    """Agents confirm ``pending_branch`` links (no contact on file) after seeing the KTP."""
+
+    list_display = ("user", "person", "state", "created_at", "confirmed_at")
+    list_filter = ("state",)
+    raw_id_fields = ("user", "person")
+    readonly_fields = ("created_at", "code_sent_to")

@@ -1,0 +1,197 @@
+"""Linking an account to its person in the registry.
+
+1. The member claims a person with NIK, full name, place and date of birth: the foundation's
+   ``verify_identity`` rule, limits and audit (requester ``account:<user id>``, nothing
+   disclosed yet). A mismatch gets the same neutral answer whatever field was wrong.
+2. When the registry has an email or phone for that person, a one-time code goes *there*
+   (never to the account's own address): knowing a leaked NIK and birth date is not enough.
+   The code confirms the link, and the disclosure is audited.
+3. When the registry has no contact, the claim succeeds on the identity match alone, marked
+   ``pending_branch``: the member is told the agency will confirm at a branch, and agents see it.
+
+One person, one account: a claim of a person already linked to another account is refused with a
+clear message and audited (``reason="already_linked"``). An unconfirmed claim never holds a
+person, so a stranger's half-finished claim cannot lock the owner out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from kartu.accounts.models import Link
+from kartu.core import otp
+from kartu.registry import audit
+from kartu.registry import services as registry
+from kartu.registry.models import AuditEvent, Membership, Person
+
+PURPOSE = "account-link"
+CHANNEL = "account"
+
+
+def requester_key(user: AbstractBaseUser) -> str:
+    return f"{CHANNEL}:{user.pk}"
+
+
+def otp_subject(person_id: int) -> str:
+    return f"person:{person_id}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    # code_sent | branch | not_matched | limited | already_linked | code_limited
+    # linked | wrong_code | no_claim
+    status: str
+    masked: str = ""
+    retry_after: int = 0
+
+
+def _refuse_already_linked(user: AbstractBaseUser, person: Person) -> Outcome:
+    audit.append(
+        action=AuditEvent.Action.VERIFY,
+        channel=CHANNEL,
+        requester_ref=registry.requester_reference(requester_key(user)),
+        subject_index=person.nik_index,
+        person_id=person.pk,
+        outcome=AuditEvent.Outcome.NOT_VERIFIED,
+        reason="already_linked",
+    )
+    return Outcome("already_linked")
+
+
+def _taken_by_someone_else(user: AbstractBaseUser, person_id: int) -> bool:
+    return (
+        Link.objects.filter(person_id=person_id, state__in=Link.CONFIRMED)
+        .exclude(user_id=user.pk)
+        .exists()
+    )
+
+
+def _verification(person_id: int) -> registry.Verification:
+    """A Verification for ``record_disclosure`` after the code (or the identity alone)."""
+    infos = tuple(
+        registry.MembershipInfo(
+            kpj=m.kpj, employer=m.employer, status=m.status,
+            registered_on=m.registered_on.isoformat() if m.registered_on else None,
+            programmes=m.programme_list,
+        )
+        for m in Membership.objects.filter(person_id=person_id)
+    )
+    return registry.Verification(True, False, "", infos, person_id)
+
+
+def claim(user: AbstractBaseUser, claim: registry.Claim, *, language: str = "id") -> Outcome:
+    """Step 1: match the identity, then send the code (or link pending a branch visit)."""
+    key = requester_key(user)
+    existing = Link.objects.filter(user_id=user.pk).first()
+    if existing is not None and existing.confirmed:
+        raise ValueError("this account is already linked")
+
+    result = registry.verify_identity(claim, key, disclose=False)
+    if result.limited:
+        return Outcome("limited", retry_after=result.retry_after)
+    if not result.verified or result.person_id is None:
+        return Outcome("not_matched")
+
+    person = Person.objects.get(pk=result.person_id)
+    if _taken_by_someone_else(user, person.pk):
+        with transaction.atomic():
+            return _refuse_already_linked(user, person)
+
+    email, phone = person.email, person.phone
+    if not (email or phone):
+        try:
+            with transaction.atomic():
+                Link.objects.update_or_create(user=user, defaults={
+                    "person": person, "state": Link.State.PENDING_BRANCH, "code_sent_to": "",
+                    "confirmed_at": timezone.now(),
+                })
+                registry.record_disclosure(_verification(person.pk), key, reason="account_link")
+        except IntegrityError:  # another account confirmed this person a moment ago
+            with transaction.atomic():
+                return _refuse_already_linked(user, person)
+        return Outcome("branch")
+
+    issued = otp.issue(PURPOSE, otp_subject(person.pk), email=email, phone=phone,
+                       language=language)
+    if issued.limited or not issued.sent:
+        return Outcome("code_limited")
+    Link.objects.update_or_create(user=user, defaults={
+        "person": person, "state": Link.State.PENDING_CODE, "code_sent_to": issued.masked,
+        "confirmed_at": None,
+    })
+    return Outcome("code_sent", masked=issued.masked)
+
+
+def resend(user: AbstractBaseUser, *, language: str = "id") -> Outcome:
+    link = Link.objects.filter(user_id=user.pk, state=Link.State.PENDING_CODE)\
+        .select_related("person").first()
+    if link is None:
+        return Outcome("no_claim")
+    person = link.person
+    issued = otp.issue(PURPOSE, otp_subject(person.pk), email=person.email, phone=person.phone,
+                       language=language)
+    if issued.limited or not issued.sent:
+        return Outcome("code_limited")
+    Link.objects.filter(pk=link.pk).update(code_sent_to=issued.masked)
+    return Outcome("code_sent", masked=issued.masked)
+
+
+def confirm(user: AbstractBaseUser, code: str) -> Outcome:
+    """Step 2: the code from the registry's contact confirms the link."""
+    link = Link.objects.filter(user_id=user.pk, state=Link.State.PENDING_CODE)\
+        .select_related("person").first()
+    if link is None:
+        return Outcome("no_claim")
+    person = link.person
+    key = requester_key(user)
+    if not otp.verify(PURPOSE, otp_subject(person.pk), code):
+        with transaction.atomic():
+            audit.append(
+                action=AuditEvent.Action.VERIFY,
+                channel=CHANNEL,
+                requester_ref=registry.requester_reference(key),
+                subject_index=person.nik_index,
+                person_id=person.pk,
+                outcome=AuditEvent.Outcome.NOT_VERIFIED,
+                reason="code_wrong",
+            )
+        return Outcome("wrong_code", masked=link.code_sent_to)
+    try:
+        with transaction.atomic():
+            if _taken_by_someone_else(user, person.pk):
+                raise IntegrityError("person already linked")
+            link.state = Link.State.LINKED
+            link.confirmed_at = timezone.now()
+            link.save(update_fields=["state", "confirmed_at"])
+            registry.record_disclosure(_verification(person.pk), key, reason="account_link")
+    except IntegrityError:
+        with transaction.atomic():
+            return _refuse_already_linked(user, person)
+    return Outcome("linked")
+
+
+def confirmed_link(user: AbstractBaseUser) -> Link | None:
+    if not user.is_authenticated:
+        return None
+    return (
+        Link.objects.filter(user_id=user.pk, state__in=Link.CONFIRMED)
+        .select_related("person").first()
+    )
+
+
+def record_nik_reveal(user: AbstractBaseUser, person: Person) -> None:
+    """The owner asked to see their full NIK on the card page: audited like a disclosure."""
+    with transaction.atomic():
+        audit.append(
+            action=AuditEvent.Action.DISCLOSE,
+            channel=CHANNEL,
+            requester_ref=registry.requester_reference(requester_key(user)),
+            subject_index=person.nik_index,
+            person_id=person.pk,
+            outcome=AuditEvent.Outcome.DISCLOSED,
+            reason="nik_reveal",
+        )
