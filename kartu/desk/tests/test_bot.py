@@ -3,38 +3,16 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 import pytest
 from django.core import mail
 
 from kartu.desk import channels, services
 from kartu.desk.models import Conversation, Message, Outbox
+from kartu.desk.tests.conftest import FakeAdapter
 from kartu.registry.models import AuditEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@dataclass
-class FakeAdapter:
-    """Records what the desk sends; can be told to fail."""
-
-    name: str = "test"
-    sent: list[channels.Outgoing] = field(default_factory=list)
-    fail_with: Exception | None = None
-
-    def send(self, message: channels.Outgoing) -> channels.SendResult:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append(message)
-        return channels.SendResult(platform_id=f"out-{len(self.sent)}")
-
-
-@pytest.fixture
-def adapter():
-    fake = FakeAdapter()
-    channels.register(fake)
-    return fake
 
 
 _ids = itertools.count()

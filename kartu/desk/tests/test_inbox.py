@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import re
-from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -23,33 +22,6 @@ from kartu.registry.models import AuditEvent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 INBOX = "/desk/"
-
-
-@dataclass
-class FakeAdapter:
-    name: str = "test"
-    sent: list[channels.Outgoing] = field(default_factory=list)
-    fail_with: Exception | None = None
-
-    def send(self, message: channels.Outgoing) -> channels.SendResult:
-        if self.fail_with is not None:
-            raise self.fail_with
-        self.sent.append(message)
-        return channels.SendResult(platform_id=f"{self.name}-out-{len(self.sent)}")
-
-
-@pytest.fixture
-def adapter():
-    fake = FakeAdapter()
-    channels.register(fake)
-    return fake
-
-
-@pytest.fixture
-def other_adapter():
-    fake = FakeAdapter(name="othertest")
-    channels.register(fake)
-    return fake
 
 
 _ids = itertools.count()
