@@ -26,7 +26,7 @@ class FakeTwilio(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:  # keep test output quiet
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         expected = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
         if self.headers.get("Authorization") != expected:
