@@ -93,6 +93,9 @@ class Card(models.Model):
     expires_at = models.DateTimeField(db_index=True)
     fingerprint = models.CharField(max_length=64)
     token_cipher = models.BinaryField()
+    # The QR mask pattern chosen when the card was issued (choosing it is most of the cost of
+    # drawing the QR), so every later render in any process can skip the choice.
+    qr_mask = models.PositiveSmallIntegerField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
     revoked_reason = models.CharField(max_length=16, choices=Reason.choices, blank=True)
 

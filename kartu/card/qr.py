@@ -114,14 +114,26 @@ def sign(data: C.CardData, signer: Signer, *, iss: str, iat: int, exp: int, cti:
 # --- the QR symbol ------------------------------------------------------------------------
 
 
+_MASKS: dict[str, int] = {}
+
+
+def remember_mask(text: str, mask: int | None) -> None:
+    """Tell :func:`make_qr` which mask pattern an issued card's QR uses (stored on the card)."""
+    if mask is not None and len(_MASKS) < 100_000:
+        _MASKS[text] = mask
+
+
 @functools.lru_cache(maxsize=256)
 def make_qr(text: str) -> segno.QRCode:
     """Alphanumeric mode, error correction Q (not boosted, so the symbol stays small).
 
-    Cached per text: choosing the best of the eight mask patterns is most of the ~20 ms segno
-    takes, and a card's page, PNG and PDF show the same QR.
+    Choosing the best of the eight mask patterns is most of the ~20 ms segno takes, so it is
+    done once when a card is issued (the choice is stored on the card and passed back through
+    :func:`remember_mask`), and the symbol is cached per text: a card's page, PNG and PDF show
+    the same QR.
     """
-    return segno.make_qr(text, error="q", boost_error=False, mode="alphanumeric")
+    return segno.make_qr(text, error="q", boost_error=False, mode="alphanumeric",
+                         mask=_MASKS.get(text))
 
 
 def svg(text: str, *, responsive: bool = False, scale: int = 1) -> str:

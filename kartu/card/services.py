@@ -51,7 +51,7 @@ def issue_card(membership: Membership, *, now: datetime | None = None) -> Card:
     card = Card.objects.create(
         membership=membership, cti=keys.b64url(cti), kid=signer.kid.hex(), issued_at=now,
         expires_at=expires, fingerprint=claims.fingerprint(data, iss),
-        token_cipher=crypto.encrypt(text, TOKEN_AAD),
+        token_cipher=crypto.encrypt(text, TOKEN_AAD), qr_mask=qr.make_qr(text).mask,
     )
     log.info("card %s issued for membership #%s with key %s", card.cti, membership.pk,
              card.kid)
@@ -137,7 +137,9 @@ def cards_for_person(person: Person, *, now: datetime | None = None) -> list[Car
 
 def qr_text(card: Card) -> str:
     """The signed QR text of ``card`` (``KPJ1:…``)."""
-    return crypto.decrypt(card.token_cipher, TOKEN_AAD)
+    text = crypto.decrypt(card.token_cipher, TOKEN_AAD)
+    qr.remember_mask(text, card.qr_mask)
+    return text
 
 
 @dataclass(frozen=True)
