@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int,
                             default=int(os.environ.get("KARTU_WEB_WORKERS", "2")))
         parser.add_argument("--threads", type=int,
-                            default=int(os.environ.get("KARTU_WEB_THREADS", "8")),
+                            default=int(os.environ.get("KARTU_WEB_THREADS", "2")),
                             help="request threads per worker")
 
     def handle(self, *args: Any, **opts: Any) -> None:
