@@ -170,3 +170,260 @@ def test_import_cli_prints_a_summary_and_exits_zero(registry_csv, capsys):
     call_command("registry", "import", str(registry_csv), "--no-progress")
     out = capsys.readouterr().out
     assert "3 rows read" in out and "rejected:    0" in out
+
+
+# --- the fast path gives exactly what the reference rules give --------------------------------
+
+_MUTATIONS = {
+    "nik": ["", " 3174055708900003 ", "3174055708900000", "9974055708900003", "3174053208900003",
+            "3174057308900003", "3174053102900003", "3174052902010003", "3174052902000003",
+            "3174050101300003", "317405570890000٣", "3174.0557.0890.0003", "31740557089000031",
+            "3174051708900003", "3174055708900003\t", "abc"],
+    "full_name": ["", "  ", "A" * 201, " siti  nur\thaliza ", "SITI\u00a0NUR", "É"],
+    "birth_place": ["", "B" * 101, " JAKARTA ", "JAKARTA\tPUSAT"],
+    "birth_date": ["", "1990-8-17", "17-08-1990", "1990-02-30", "1899-12-31", "2999-01-01",
+                   " 1990-08-17", "1990-08-17 ", "19900817", "1990-08-1٧", "1991-08-17",
+                   "1990-08-18"],
+    "sex": ["", "l", "p", " P ", "X", "LP", "\tP"],
+    "email": ["", " ", "A@B.CO", "not-an-email", "a b@c.de", "a@b", "@b.c", "a@b.c\t",
+              " siti@contoh.id ", "x" * 250 + "@a.id"],
+    "phone": ["", " ", "0812", "081234567890", "+6281234567890", "6281234567890", "0081234",
+              "0081234567890", "(0812) 345-678", "+1 202 555 0100", "08123456789012345",
+              "12ab", "0812345678901\t", "+62812345678", "00", "0", "+62", "+620812345678"],
+    "kpj": ["", "1234567890", "1234567890123", "1234.5678.901", " 12345678901 ", "12345678901x",
+            "１2345678901"],
+    "employer": ["", "E" * 201, "  PT   MAJU ", "PT\tMAJU"],
+    "status": ["", "AKTIF", " nonaktif ", "active", "Aktif"],
+    "registered_on": ["", " ", "2015-3-01", "2015-02-29", "2999-12-31", " 2015-03-01 "],
+    "programmes": ["", "jht jkk", "JHT,JKK;JKM", "JHT XYZ", "  ", "JP JHT JHT"],
+}
+
+
+def outcome(parse, rec):  # type: ignore[no-untyped-def]
+    """What ``parse`` makes of ``rec``: its result, or the text of its RowError."""
+    try:
+        return parse(list(rec))
+    except importer.RowError as exc:
+        return str(exc)
+
+
+def test_the_fast_parser_agrees_with_the_reference_rules_on_mutated_rows():
+    """Randomised: ``RowParser.parse_fast`` returns what ``parse`` returns, or the same error."""
+    import random
+
+    from kartu.core import crypto
+    from kartu.registry import demo
+
+    header = [*COLUMNS, "programmes"]
+    parser = importer.RowParser(header, crypto.keyring())
+    rng = random.Random(20261125)
+    base = [[row[c] for c in header] for row in demo.generate(300, seed=7)]
+    checked = rejected = 0
+    for i in range(6000):
+        rec = list(base[i % len(base)])
+        for _ in range(rng.choice((0, 1, 1, 2))):
+            col = rng.randrange(len(header))
+            rec[col] = rng.choice(_MUTATIONS[header[col]])
+        if rng.random() < 0.02:
+            rec.append("extra")
+        if rng.random() < 0.02:
+            rec[rng.randrange(len(header))] += "\udcc4"  # an undecodable byte
+        assert outcome(parser.parse, rec) == outcome(parser.parse_fast, rec), rec
+        rejected += isinstance(outcome(parser.parse, rec), str)
+        checked += 1
+    assert rejected > 1000 and checked - rejected > 1000
+    # and clean rows never need the reference path; the blind index is crypto.blind_index's
+    parser.parse = None  # type: ignore[method-assign,assignment]
+    for rec in base:
+        person, membership = parser.parse_fast(rec)
+        assert person.nik_index == membership.nik_index == crypto.blind_index(rec[0])
+
+
+# --- the worker process ----------------------------------------------------------------------
+
+
+def tricky_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A clean base file, and a file with every kind of trouble for after it (chunks of 7)."""
+    from kartu.registry import demo
+
+    rows = [[r[c] for c in (*COLUMNS, "programmes")] for r in demo.generate(60, seed=11)]
+    base = tmp_path / "base.csv"
+    with open(base, "w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow([*COLUMNS, "programmes"])
+        out.writerows(rows[:30])
+    other = rows[40]
+    lines: list[bytes] = [(",".join([*COLUMNS, "programmes"]) + "\n").encode()]
+
+    def add(rec: list[str]) -> None:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(rec)
+        lines.append(buf.getvalue().encode())
+
+    for i, rec in enumerate(rows[25:]):
+        rec = list(rec)
+        if i % 9 == 3:
+            rec[4] = rec[4].lower()  # accepted through the reference path
+            rec[1] = f"  {rec[1]}  "
+        if i % 11 == 5:
+            rec[8] = rec[8].replace(" ", "\n", 1)  # a quoted field over two lines
+        add(rec)
+        if i % 7 == 2:
+            add([*rec[:7], rec[7], "PT LAIN", "nonaktif", *rec[10:]])  # same KPJ, changed
+        if i % 8 == 4:
+            add([*other[:7], rec[7], *other[8:]])  # the KPJ belongs to another NIK (in the file)
+        if i % 10 == 1:
+            add([*rec[:1], rec[1] + " BARU", *rec[2:7], rec[7][:-1] + "9", *rec[8:]])
+        if i % 6 == 0:
+            bad = list(rec)
+            bad[(i // 6) % 11] = "??"
+            add(bad)
+        if i % 13 == 6:
+            lines.append(b"\n")
+        if i % 12 == 7:
+            lines.append(b'3174055708900003,"SITI "NUR,JAKARTA\n')
+        if i % 14 == 8:
+            lines.append(",".join(rec).replace(rec[1], rec[1][:2] + "\xc4").encode("latin-1")
+                         + b"\n")
+    add([*rows[45][:7], rows[3][7], *rows[45][8:]])  # a KPJ the database gives another NIK
+    tricky = tmp_path / "tricky.csv"
+    tricky.write_bytes(b"".join(lines))
+    return base, tricky
+
+
+def registry_state() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    people = [(p.nik_index, p.nik_index_kid, p.nik, p.full_name, p.birth_place, p.birth_date,
+               p.sex, p.email, p.phone, p.contact_digest)
+              for p in Person.objects.order_by("pk")]
+    members = list(Membership.objects.order_by("pk").values_list(
+        "person__nik_index", "kpj", "employer", "status", "registered_on", "programmes"))
+    return people, members
+
+
+def run_tricky(tmp_path: Path, parallel: bool) -> tuple[object, ...]:
+    Membership.objects.all().delete()
+    Person.objects.all().delete()
+    base, tricky = tricky_files(tmp_path)
+    first = import_csv(base, progress=False, parallel=parallel, chunk_size=7)
+    second = import_csv(tricky, progress=False, parallel=parallel, chunk_size=7)
+    third = import_csv(tricky, progress=False, parallel=parallel, chunk_size=5)
+    summaries = [{k: v for k, v in vars(s).items() if k != "seconds"}
+                 for s in (first, second, third)]
+    return summaries, rejects_path_for(tricky).read_bytes(), registry_state()
+
+
+def test_the_worker_process_gives_exactly_the_serial_result(tmp_path):
+    serial = run_tricky(tmp_path, parallel=False)
+    summaries = serial[0]
+    assert summaries[1]["rejected"] > 20 and summaries[1]["memberships_updated"] > 0  # type: ignore[index]
+    assert b"kpj: this KPJ already belongs to another NIK" in serial[1]  # type: ignore[operator]
+    assert b"malformed CSV" in serial[1] and b"\xc4" in serial[1]  # type: ignore[operator]
+    assert run_tricky(tmp_path, parallel=True) == serial
+
+
+def test_imported_rows_use_the_crypto_module_formats(tmp_path):
+    from kartu.core import crypto
+    from kartu.registry import demo
+
+    path = tmp_path / "demo.csv"
+    demo.write_csv_file(path, 200)
+    import_csv(path, progress=False, parallel=True, chunk_size=50)
+    nonces = []
+    for p in Person.objects.all():
+        assert p.nik_index == crypto.blind_index(p.nik)
+        for blob in (p.nik_cipher, p.email_cipher, p.phone_cipher):
+            if blob:
+                blob = bytes(blob)
+                assert crypto.key_id_of(blob) == crypto.keyring().active_field
+                nonces.append(blob[2 + blob[1] : 14 + blob[1]])
+    assert len(nonces) > 300 and len(set(nonces)) == len(nonces)
+
+
+def test_an_error_in_the_worker_is_raised_and_the_worker_is_gone(tmp_path, monkeypatch):
+    import multiprocessing
+
+    from kartu.registry import demo
+
+    path = tmp_path / "demo.csv"
+    demo.write_csv_file(path, 100)
+    real = importer._parse_chunks
+
+    def failing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        chunks = real(*args, **kwargs)
+        yield next(chunks)
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(importer, "_parse_chunks", failing)
+    with pytest.raises(OSError, match="disk on fire"):
+        import_csv(path, progress=False, parallel=True, chunk_size=20)
+    assert multiprocessing.active_children() == []
+    assert Membership.objects.count() == 20  # the chunk before the error is kept
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, RuntimeError])
+def test_an_error_while_writing_stops_the_worker(tmp_path, monkeypatch, error):
+    import multiprocessing
+
+    from kartu.registry import demo
+
+    path = tmp_path / "demo.csv"
+    demo.write_csv_file(path, 400)
+    real = importer._apply_chunk
+    calls = []
+
+    def apply(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 2:
+            raise error()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "_apply_chunk", apply)
+    with pytest.raises(error):
+        import_csv(path, progress=False, parallel=True, chunk_size=10)
+    assert multiprocessing.active_children() == []
+    assert Membership.objects.count() == 10
+
+
+def test_a_late_reject_reads_the_row_again_and_notices_a_changed_file(tmp_path):
+    from kartu.core import crypto
+
+    path = write(tmp_path, HEADER, GOOD2, "", '"' + GOOD.replace(",", '","', 1) + '"x', GOOD)
+    parser = importer.RowParser(COLUMNS_LIST, crypto.keyring())
+    person, membership = parser.parse(GOOD.split(","))
+    sources = importer._SourceRecords(path, parser)
+    assert sources.get(5, person.nik_index, membership.kpj) == GOOD.split(",")
+    sources.close()
+    sources = importer._SourceRecords(path, parser)
+    with pytest.raises(ImportFileError, match="line 4 changed"):
+        sources.get(4, person.nik_index, membership.kpj)
+    sources.close()
+
+
+COLUMNS_LIST = list(COLUMNS)
+
+
+def test_progress_bar_with_the_worker(tmp_path, capsys):
+    from kartu.registry import demo
+
+    path = tmp_path / "demo.csv"
+    rows = demo.write_csv_file(path, 300)
+    summary = import_csv(path, progress=True, parallel=True, chunk_size=100)
+    assert summary.memberships_added == rows
+    err = capsys.readouterr().err
+    assert "import" in err and "100%" in err
+
+
+def test_the_connection_settings_are_restored_after_an_import(tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite connection settings")
+    connection.ensure_connection()
+
+    def settings():  # type: ignore[no-untyped-def]
+        return [connection.connection.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("cache_size", "wal_autocheckpoint")]
+
+    before = settings()
+    import_csv(write(tmp_path, HEADER, GOOD, GOOD2), progress=False)
+    assert settings() == before
