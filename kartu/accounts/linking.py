@@ -49,16 +49,23 @@ class Outcome:
     retry_after: int = 0
 
 
-def _refuse_already_linked(user: AbstractBaseUser, person: Person) -> Outcome:
+def _audit(user: AbstractBaseUser, person: Person, action: str, outcome: str,
+           reason: str) -> None:
+    """One audit record of this account acting on ``person``."""
     audit.append(
-        action=AuditEvent.Action.VERIFY,
+        action=action,
         channel=CHANNEL,
         requester_ref=registry.requester_reference(requester_key(user)),
         subject_index=person.nik_index,
         person_id=person.pk,
-        outcome=AuditEvent.Outcome.NOT_VERIFIED,
-        reason="already_linked",
+        outcome=outcome,
+        reason=reason,
     )
+
+
+def _refuse_already_linked(user: AbstractBaseUser, person: Person) -> Outcome:
+    _audit(user, person, AuditEvent.Action.VERIFY, AuditEvent.Outcome.NOT_VERIFIED,
+           "already_linked")
     return Outcome("already_linked")
 
 
@@ -150,15 +157,8 @@ def confirm(user: AbstractBaseUser, code: str) -> Outcome:
     key = requester_key(user)
     if not otp.verify(PURPOSE, otp_subject(person.pk), code):
         with transaction.atomic():
-            audit.append(
-                action=AuditEvent.Action.VERIFY,
-                channel=CHANNEL,
-                requester_ref=registry.requester_reference(key),
-                subject_index=person.nik_index,
-                person_id=person.pk,
-                outcome=AuditEvent.Outcome.NOT_VERIFIED,
-                reason="code_wrong",
-            )
+            _audit(user, person, AuditEvent.Action.VERIFY, AuditEvent.Outcome.NOT_VERIFIED,
+                   "code_wrong")
         return Outcome("wrong_code", masked=link.code_sent_to)
     try:
         with transaction.atomic():
@@ -186,12 +186,5 @@ def confirmed_link(user: AbstractBaseUser) -> Link | None:
 def record_nik_reveal(user: AbstractBaseUser, person: Person) -> None:
     """The owner asked to see their full NIK on the card page: audited like a disclosure."""
     with transaction.atomic():
-        audit.append(
-            action=AuditEvent.Action.DISCLOSE,
-            channel=CHANNEL,
-            requester_ref=registry.requester_reference(requester_key(user)),
-            subject_index=person.nik_index,
-            person_id=person.pk,
-            outcome=AuditEvent.Outcome.DISCLOSED,
-            reason="nik_reveal",
-        )
+        _audit(user, person, AuditEvent.Action.DISCLOSE, AuditEvent.Outcome.DISCLOSED,
+               "nik_reveal")

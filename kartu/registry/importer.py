@@ -512,6 +512,21 @@ def _pg_date(iso: str) -> bytes:
     return b"\0\0\0\4" + _int4((date.fromisoformat(iso) - _PG_DATE_EPOCH).days)
 
 
+def _bounded_memo(convert: Callable[[str], bytes]) -> Callable[[str], bytes]:
+    """``convert`` memoised per value, the memo emptied whenever it reaches _CACHE_LIMIT."""
+    memo: dict[str, bytes] = {}
+
+    def cached(value: str) -> bytes:
+        found = memo.get(value)
+        if found is None:
+            if len(memo) >= _CACHE_LIMIT:
+                memo.clear()
+            found = memo[value] = convert(value)
+        return found
+
+    return cached
+
+
 def _parse_chunks(
     src: Path, parser: RowParser, chunk_size: int, vendor: str
 ) -> Iterator[ParsedChunk]:
@@ -541,25 +556,8 @@ def _parse_chunks(
     fast, slow = parser.fast, parser.slow
     index_kid = parser.ring.active_index
     # Binary COPY fields that repeat: memoised per value (bounded: see _CACHE_LIMIT).
-    fields: dict[str, bytes] = {}
-
-    def field(value: str) -> bytes:
-        found = fields.get(value)
-        if found is None:
-            if len(fields) >= _CACHE_LIMIT:
-                fields.clear()
-            found = fields[value] = _pg_text(value)
-        return found
-
-    dates: dict[str, bytes] = {}
-
-    def date_field(iso: str) -> bytes:
-        found = dates.get(iso)
-        if found is None:
-            if len(dates) >= _CACHE_LIMIT:
-                dates.clear()
-            found = dates[iso] = _pg_date(iso)
-        return found
+    field = _bounded_memo(_pg_text)
+    date_field = _bounded_memo(_pg_date)
 
     kid_field = _pg_text(index_kid)
     with open(src, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
