@@ -93,6 +93,9 @@ TEMPLATES = [
 # SQLite is the embedded default (nothing to install); PostgreSQL is what production uses.
 SQLITE_PATH = DATA_DIR / "kartu.sqlite3"
 DATABASE_URL = env_str("KARTU_DATABASE_URL", f"sqlite:///{SQLITE_PATH}")
+# Prepared statements for the hot paths on PostgreSQL (see kartu/core/sql.py); turn off behind a
+# transaction-mode pooler that does not support them.
+KARTU_DB_PREPARE = env_bool("KARTU_DB_PREPARE", True)
 
 
 def _database(url: str) -> dict[str, Any]:
@@ -107,11 +110,22 @@ def _database(url: str) -> dict[str, Any]:
             "init_command": (
                 "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA busy_timeout=20000;"
                 "PRAGMA foreign_keys=ON;"
+                # Read the file through a memory map and keep a larger page cache: a lookup in a
+                # registry of millions touches pages all over the file, and a read() system call
+                # per page cost more than the rest of the lookup. (Address space, not memory:
+                # the OS keeps what it can in its page cache either way.)
+                f"PRAGMA mmap_size={env_int('KARTU_SQLITE_MMAP_MB', 4096) * 1024 * 1024};"
+                "PRAGMA cache_size=-65536;"
             ),
         }
     else:
         db["CONN_MAX_AGE"] = env_int("KARTU_DB_CONN_MAX_AGE", 60)
         db["CONN_HEALTH_CHECKS"] = True
+        # Only kartu.core.sql's hot-path cursors use server-side binding, and they prepare at
+        # the first execution; the ORM's client-side cursors never prepare.
+        db.setdefault("OPTIONS", {}).setdefault(
+            "prepare_threshold", 0 if KARTU_DB_PREPARE else None
+        )
     db.setdefault("TEST", {})
     return db
 

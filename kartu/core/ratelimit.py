@@ -17,6 +17,7 @@ from typing import Protocol
 from django.conf import settings
 from django.db import connection
 
+from kartu.core import sql
 from kartu.core.crypto import pseudonym
 
 
@@ -49,17 +50,16 @@ class Store(Protocol):
 
 class DatabaseStore:
     table = "core_ratecounter"
+    _incr_sql = (
+        f"INSERT INTO {table} (bucket, slot, count) VALUES (%s, %s, 1) "
+        f"ON CONFLICT (bucket, slot) DO UPDATE SET count = {table}.count + 1 "
+        f"RETURNING count, (SELECT count FROM {table} WHERE bucket = %s AND slot = %s)"
+    )
 
     def incr(self, bucket: str, slot: int, ttl: int) -> tuple[int, int]:
         # One statement (one round trip): the increment returns the previous window's count too.
-        with connection.cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {self.table} (bucket, slot, count) VALUES (%s, %s, 1) "
-                f"ON CONFLICT (bucket, slot) DO UPDATE SET count = {self.table}.count + 1 "
-                "RETURNING count, "
-                f"(SELECT count FROM {self.table} WHERE bucket = %s AND slot = %s)",
-                [bucket, slot, bucket, slot - 1],
-            )
+        with sql.hot_cursor() as cur:
+            cur.execute(self._incr_sql, [bucket, slot, bucket, slot - 1])
             current, previous = cur.fetchone()
         return int(current), int(previous or 0)
 

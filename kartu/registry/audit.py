@@ -9,36 +9,45 @@ too. Database triggers refuse UPDATE (and on PostgreSQL DELETE) of audit rows ou
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from kartu.core import sql
 from kartu.registry.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
 
 
-def _line(event: AuditEvent) -> str:
-    at = event.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    parts = [
-        str(event.pk),
-        at,
-        event.action,
-        event.channel,
-        event.requester_ref,
-        event.subject_index,
-        "" if event.person_id is None else str(event.person_id),
-        event.outcome,
-        event.reason,
-        event.agent,
-        event.memberships,
-        event.prev_hash,
-    ]
+def _escape(part: str) -> str:
     # Fields are free of tabs/newlines by construction; escape anyway so the line is unambiguous.
-    return "\t".join(p.replace("\\", "\\\\").replace("\t", "\\t") for p in parts)
+    return part.replace("\\", "\\\\").replace("\t", "\\t")
+
+
+def _format_at(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _body(
+    at: datetime, action: str, channel: str, requester_ref: str, subject_index: str,
+    person_id: int | None, outcome: str, reason: str, agent: str, memberships: str,
+) -> str:
+    """The hashed line without its first field (the id) and its last (the previous hash): what
+    the writer knows before it has locked the head."""
+    return "\t".join(_escape(p) for p in (
+        _format_at(at), action, channel, requester_ref, subject_index,
+        "" if person_id is None else str(person_id), outcome, reason, agent, memberships,
+    ))
+
+
+def _line(event: AuditEvent) -> str:
+    body = _body(event.at, event.action, event.channel, event.requester_ref,
+                 event.subject_index, event.person_id, event.outcome, event.reason, event.agent,
+                 event.memberships)
+    return f"{_escape(str(event.pk))}\t{body}\t{_escape(event.prev_hash)}"
 
 
 def compute_hash(event: AuditEvent) -> str:
@@ -56,48 +65,61 @@ def append(
     reason: str = "",
     agent: str = "",
     memberships: str = "",
-) -> AuditEvent:
-    """Append one record. Must run inside the caller's transaction (it joins it: no savepoint
-    of its own, so an error here fails the caller's transaction as a whole).
+    unless_locked: Sequence[str] = (),
+) -> int | None:
+    """Append one record and return its id.
 
-    Runs on every verification, so it speaks SQL directly (three statements: lock and read the
-    head, insert the record, move the head) instead of paying for the ORM's query building."""
-    with transaction.atomic(savepoint=False), connection.cursor() as cur:
-        cur.execute(_HEAD_SQL + _for_update())
+    Atomic on its own: inside the caller's transaction it joins it (no savepoint, so an error
+    fails the caller's transaction as a whole); outside one it is its own transaction.
+
+    ``unless_locked`` (the blind indexes of a NIK): write the record only if that NIK is not
+    locked, checked atomically with the write, and return None (writing nothing) when it is, so
+    a disclosure can never be recorded after a concurrent attempt locked the NIK.
+
+    It runs on every verification, so it is built for one round trip: on PostgreSQL a single
+    call of the ``kartu_audit_append`` function (migration 0004: it locks the head, hashes the
+    line with the same fields as :func:`compute_hash`, inserts and moves the head); on SQLite
+    (in-process, where a statement costs microseconds) three statements in one write
+    transaction.
+    """
+    at = timezone.now()
+    channel, requester_ref, agent = channel[:32], requester_ref[:100], agent[:150]
+    body = _body(at, action, channel, requester_ref, subject_index, person_id, outcome, reason,
+                 agent, memberships)
+    fields = [action, channel, requester_ref, subject_index, person_id, outcome, reason, agent,
+              memberships]
+    if connection.vendor == "postgresql":
+        with sql.hot_cursor() as cur:
+            cur.execute(_PG_APPEND_SQL, [at, *fields, body, list(unless_locked)])
+            return cur.fetchone()[0]
+    with transaction.atomic(savepoint=False), sql.hot_cursor() as cur:
+        marks = ", ".join(["%s"] * len(unless_locked)) or "NULL"
+        cur.execute(_HEAD_SQL.format(marks=marks), list(unless_locked))
         head = cur.fetchone()
-        if head is None:
-            AuditHead.objects.create(pk=1, last_id=0, last_hash=GENESIS, count=0)
-            cur.execute(_HEAD_SQL + _for_update())
+        if head is None:  # the head row is made by migration 0003; recreate it if it went missing
+            AuditHead.objects.get_or_create(
+                pk=1, defaults={"last_id": 0, "last_hash": GENESIS, "count": 0}
+            )
+            cur.execute(_HEAD_SQL.format(marks=marks), list(unless_locked))
             head = cur.fetchone()
-        last_id, last_hash, count = head
-        event = AuditEvent(
-            id=last_id + 1,
-            at=timezone.now(),
-            action=action,
-            channel=channel[:32],
-            requester_ref=requester_ref[:100],
-            subject_index=subject_index,
-            person_id=person_id,
-            outcome=outcome,
-            reason=reason,
-            agent=agent[:150],
-            memberships=memberships,
-            prev_hash=last_hash,
-        )
-        event.hash = compute_hash(event)
+        last_id, last_hash, count, locked = head
+        if locked:
+            return None
+        new_id = last_id + 1
+        digest = hashlib.sha256(f"{new_id}\t{body}\t{last_hash}".encode()).hexdigest()
         cur.execute(_INSERT_SQL, [
-            event.pk, connection.ops.adapt_datetimefield_value(event.at), event.action,
-            event.channel, event.requester_ref, event.subject_index, event.person_id,
-            event.outcome, event.reason, event.agent, event.memberships, event.prev_hash,
-            event.hash,
+            new_id, connection.ops.adapt_datetimefield_value(at), *fields, last_hash, digest,
         ])
-        cur.execute(_HEAD_UPDATE_SQL, [event.pk, event.hash, count + 1])
-    event._state.adding = False
-    event._state.db = connection.alias
-    return event
+        cur.execute(_HEAD_UPDATE_SQL, [new_id, digest, count + 1])
+    return new_id
 
 
-_HEAD_SQL = "SELECT last_id, last_hash, count FROM registry_audithead WHERE id = 1"
+# SQLite has no row locks: its write transactions are serialised (BEGIN IMMEDIATE) instead.
+_HEAD_SQL = (
+    "SELECT last_id, last_hash, count, "
+    "EXISTS (SELECT 1 FROM registry_niklock WHERE nik_index IN ({marks})) "
+    "FROM registry_audithead WHERE id = 1"
+)
 _INSERT_SQL = (
     "INSERT INTO registry_auditevent (id, at, action, channel, requester_ref, subject_index, "
     "person_id, outcome, reason, agent, memberships, prev_hash, hash) "
@@ -106,11 +128,10 @@ _INSERT_SQL = (
 _HEAD_UPDATE_SQL = (
     "UPDATE registry_audithead SET last_id = %s, last_hash = %s, count = %s WHERE id = 1"
 )
-
-
-def _for_update() -> str:
-    # SQLite has no row locks: its write transactions are serialised (BEGIN IMMEDIATE) instead.
-    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+_PG_APPEND_SQL = (
+    "SELECT kartu_audit_append(%s::timestamptz, %s::text, %s::text, %s::text, %s::text, "
+    "%s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text[])"
+)
 
 
 @dataclass

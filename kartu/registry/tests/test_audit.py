@@ -7,17 +7,18 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
 from kartu.registry import audit
-from kartu.registry.models import AuditEvent, AuditHead
+from kartu.registry.models import AuditEvent, AuditHead, NikLock
 
 pytestmark = [pytest.mark.django_db, pytest.mark.backends]
 
 
 def make_chain(n: int = 5) -> list[AuditEvent]:
-    return [
+    ids = [
         audit.append(action="verify", channel="email", requester_ref=f"email:#{i}",
                      outcome="not_verified", reason="dob_mismatch", subject_index=f"{i:032x}")
         for i in range(n)
     ]
+    return list(AuditEvent.objects.filter(pk__in=ids).order_by("pk"))
 
 
 def drop_guard() -> None:
@@ -31,7 +32,10 @@ def drop_guard() -> None:
 
 def test_an_intact_chain_verifies():
     events = make_chain()
+    assert [e.pk for e in events] == [1, 2, 3, 4, 5]
+    assert events[0].prev_hash == audit.GENESIS
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert all(audit.compute_hash(e) == e.hash for e in events)
     report = audit.verify_chain()
     assert report.ok and report.checked == 5
 
@@ -107,3 +111,38 @@ def test_a_person_sees_only_their_own_history():
                  person_id=8)
     audit.append(action="lock", channel="x", requester_ref="x:#2", outcome="done", person_id=7)
     assert [e.channel for e in audit.for_person(7)] == ["email"]
+
+
+def test_the_writer_hashes_what_the_checker_hashes_even_for_awkward_fields():
+    # On PostgreSQL the hash is computed by the kartu_audit_append function, on SQLite in
+    # Python; either way the checker (Python) must recompute the same value.
+    for text in ("tab\there", "back\\slash", "Budi Śantoso — agen", "", "a\\tb"):
+        audit.append(action="verify", channel="desk", requester_ref=f"agent:{text}",
+                     outcome="verified", agent=text, reason=text[:32], memberships="1,2")
+    events = list(AuditEvent.objects.order_by("pk"))
+    assert [e.agent for e in events] == ["tab\there", "back\\slash", "Budi Śantoso — agen", "",
+                                         "a\\tb"]
+    assert all(audit.compute_hash(e) == e.hash for e in events)
+    assert audit.verify_chain().ok
+
+
+def test_unless_locked_writes_nothing_for_a_locked_nik():
+    NikLock.objects.create(nik_index="a" * 32)
+    assert audit.append(action="disclose", channel="email", requester_ref="email:#1",
+                        outcome="disclosed", unless_locked=["b" * 32, "a" * 32]) is None
+    assert not AuditEvent.objects.exists()
+    first = audit.append(action="disclose", channel="email", requester_ref="email:#1",
+                         outcome="disclosed", unless_locked=["c" * 32])
+    assert first == 1 and AuditEvent.objects.get().pk == 1
+    assert audit.verify_chain().ok
+
+
+def test_append_is_atomic_on_its_own_and_joins_a_callers_transaction():
+    audit.append(action="verify", channel="email", requester_ref="email:#1", outcome="verified")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit.append(action="verify", channel="email", requester_ref="email:#2",
+                     outcome="verified")
+        raise RuntimeError("the caller fails after the append")
+    assert list(AuditEvent.objects.values_list("requester_ref", flat=True)) == ["email:#1"]
+    assert AuditHead.objects.get(pk=1).count == 1
+    assert audit.verify_chain().ok

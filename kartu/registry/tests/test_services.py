@@ -188,3 +188,36 @@ def test_malformed_claims_are_rejected_before_the_registry_is_touched(fields, fi
 def test_claim_dates_may_be_date_objects():
     claim = services.parse_claim(**{**SITI, "birth_date": date(1990, 8, 17)})
     assert claim.birth_date == date(1990, 8, 17)
+
+
+def test_a_disclosure_is_not_recorded_once_the_nik_is_locked_after_the_lookup(
+    loaded_registry, monkeypatch
+):
+    """A concurrent failed attempt may lock the NIK between this call's lookup and its write:
+    the disclosure must then not happen (the write checks the lock atomically)."""
+    real_lookup = services._lookup
+
+    def lookup_then_locked_elsewhere(indexes, ring):
+        result = real_lookup(indexes, ring)
+        NikLock.objects.create(nik_index=indexes[0])  # the other attempt, committed meanwhile
+        return result
+
+    monkeypatch.setattr(services, "_lookup", lookup_then_locked_elsewhere)
+    result = verify(**SITI)
+    assert not result.verified and result.limited and result.reason == "nik_locked"
+    assert result.kpj == []
+    outcomes = list(AuditEvent.objects.values_list("action", "outcome", "reason"))
+    assert outcomes == [("verify", "limited", "nik_locked")]
+
+
+def test_hot_path_statements_are_prepared_on_postgresql(loaded_registry):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a PostgreSQL feature")
+    verify(**SITI)
+    verify(**{**SITI, "birth_date": "1990-08-18"})
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = " ".join(row[0] for row in cur.fetchall())
+    assert "kartu_audit_append" in prepared
+    assert "registry_membership" in prepared  # the lookup
+    assert "core_ratecounter" in prepared  # the database rate-limit counter
