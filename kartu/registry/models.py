@@ -32,7 +32,10 @@ class MembershipStatus(models.TextChoices):
 
 class Person(models.Model):
     # The NIK is stored only as a ciphertext and a blind index (see kartu.core.crypto).
-    nik_index = models.CharField(max_length=32, unique=True)
+    # (Uniqueness as a Meta constraint, not unique=True, on this and the other looked-up keys:
+    # on PostgreSQL unique=True adds a second, pattern-matching index that kartu never uses and
+    # every insert of an import or a verification would pay for.)
+    nik_index = models.CharField(max_length=32)
     nik_index_kid = models.CharField(max_length=32)
     nik_cipher = models.BinaryField()
     full_name = models.CharField(_("nama lengkap"), max_length=200)
@@ -49,6 +52,9 @@ class Person(models.Model):
     class Meta:
         verbose_name = _("peserta")
         verbose_name_plural = _("peserta")
+        constraints = [
+            models.UniqueConstraint(fields=["nik_index"], name="registry_person_nik_index_uniq"),
+        ]
 
     def __str__(self) -> str:
         return f"person #{self.pk}"
@@ -68,7 +74,7 @@ class Person(models.Model):
 
 class Membership(models.Model):
     person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="memberships")
-    kpj = models.CharField(_("nomor KPJ"), max_length=11, unique=True)
+    kpj = models.CharField(_("nomor KPJ"), max_length=11)
     employer = models.CharField(_("pemberi kerja"), max_length=200, blank=True)
     status = models.CharField(max_length=10, choices=MembershipStatus.choices)
     registered_on = models.DateField(null=True, blank=True)
@@ -79,6 +85,9 @@ class Membership(models.Model):
 
     class Meta:
         ordering = ["kpj"]
+        constraints = [
+            models.UniqueConstraint(fields=["kpj"], name="registry_membership_kpj_uniq"),
+        ]
 
     def __str__(self) -> str:
         return f"membership #{self.pk}"
@@ -92,8 +101,13 @@ class NikLock(models.Model):
     """Automated disclosure for a NIK is locked after too many failed attempts, until an agent
     or the owner clears it. Keyed by blind index, so it also covers NIKs not in the registry."""
 
-    nik_index = models.CharField(max_length=32, unique=True)
+    nik_index = models.CharField(max_length=32)
     locked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["nik_index"], name="registry_niklock_nik_index_uniq"),
+        ]
 
     def __str__(self) -> str:
         return f"lock {self.nik_index[:8]}…"
@@ -120,17 +134,20 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=16, choices=Action.choices)
     channel = models.CharField(max_length=32)
     requester_ref = models.CharField(max_length=100)
-    subject_index = models.CharField(max_length=32, blank=True, db_index=True)
+    subject_index = models.CharField(max_length=32, blank=True)
     person_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     reason = models.CharField(max_length=32, blank=True)
     agent = models.CharField(max_length=150, blank=True)
     memberships = models.CharField(max_length=200, blank=True)  # membership ids, comma-separated
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Not unique-indexed: the chain itself (each record names its predecessor's hash, the head
+    # names the last) is what `kartu audit verify` checks; an index would only slow the append.
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ["id"]
+        indexes = [models.Index(fields=["subject_index"], name="registry_audit_subject_idx")]
 
     def __str__(self) -> str:
         return f"audit #{self.pk} {self.action} {self.outcome}"
