@@ -23,6 +23,9 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from kartu.accounts import receivers  # noqa: F401  (connects the signal handlers)
+        from kartu.accounts import jobs  # noqa: F401  (registers periodic jobs)
+        from kartu.accounts import receivers  # (connects the signal handlers)
+
+        receivers.use_lean_session_recording()
 
         post_migrate.connect(_create_cache_tables, sender=self)

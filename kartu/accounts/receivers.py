@@ -20,3 +20,24 @@ def _first_factor_counts_for_this_session(
     if request is None or authenticator.type == Authenticator.Type.RECOVERY_CODES:
         return
     record_authentication(request, user, "mfa", id=authenticator.pk, type=authenticator.type)
+
+
+def record_session_at_login(sender: Any, request: Any, **kwargs: Any) -> None:
+    """Record the new session for the member's session list (allauth.usersessions).
+
+    Replaces allauth's own receiver, which also purged every stale session of the member at each
+    login: three queries per earlier session, on the path of every sign-in, where the hash of
+    the password is the only work that should count. Stale rows are purged when the member
+    opens their session list (allauth does it there too) and by the daily
+    ``accounts.purge_user_sessions`` job."""
+    from allauth.usersessions.models import UserSession
+
+    UserSession.objects.create_from_request(request)
+
+
+def use_lean_session_recording() -> None:
+    from allauth.account.signals import user_logged_in
+    from allauth.usersessions import signals as usersessions_signals
+
+    user_logged_in.disconnect(receiver=usersessions_signals.on_user_logged_in)
+    user_logged_in.connect(receiver=record_session_at_login, dispatch_uid="kartu-usersession")

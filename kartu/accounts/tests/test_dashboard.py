@@ -134,3 +134,30 @@ def test_revealing_the_nik_needs_a_recent_password_and_is_audited(
     assert SITI_NIK in html
     assert AuditEvent.objects.filter(reason="nik_reveal", channel="account").count() == 1
     assert SITI_NIK not in linked.get("/akun/kartu/").content.decode()
+
+
+def test_signing_in_records_the_session_without_walking_the_old_ones(member: User) -> None:
+    """allauth's own receiver re-read every earlier session of the member at each sign-in;
+    kartu's records the new one only, and stale rows go when the list is opened or the daily
+    job runs."""
+    from allauth.usersessions.models import UserSession
+    from django.contrib.sessions.models import Session
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from kartu.accounts.jobs import purge_user_sessions
+
+    old = [Client(HTTP_USER_AGENT=f"Lama {i}") for i in range(3)]
+    for c in old:
+        assert login(c, member.email).status_code == 302
+    Session.objects.filter(
+        session_key=old[0].session.session_key).delete()  # that session ended elsewhere
+    with CaptureQueriesContext(connection) as few:
+        assert login(Client(HTTP_USER_AGENT="Baru"), member.email).status_code == 302
+    assert not [q for q in few.captured_queries if "django_session" in q["sql"]
+                and old[1].session.session_key in q["sql"]]
+    assert UserSession.objects.filter(user=member).count() == 4  # the stale one is still listed
+    assert purge_user_sessions() == 1
+    assert sorted(UserSession.objects.filter(user=member).values_list("user_agent", flat=True)) \
+        == ["Baru", "Lama 1", "Lama 2"]
+    assert purge_user_sessions() == 0
