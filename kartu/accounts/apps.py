@@ -23,8 +23,10 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from kartu.accounts import jobs  # noqa: F401  (registers periodic jobs)
-        from kartu.accounts import receivers  # (connects the signal handlers)
+        from kartu.accounts import (
+            jobs,  # noqa: F401  (registers periodic jobs)
+            receivers,  # (connects the signal handlers)
+        )
 
         receivers.use_lean_session_recording()
 

@@ -139,10 +139,15 @@ def test_unless_locked_writes_nothing_for_a_locked_nik():
 
 def test_append_is_atomic_on_its_own_and_joins_a_callers_transaction():
     audit.append(action="verify", channel="email", requester_ref="email:#1", outcome="verified")
-    with pytest.raises(RuntimeError), transaction.atomic():
-        audit.append(action="verify", channel="email", requester_ref="email:#2",
-                     outcome="verified")
-        raise RuntimeError("the caller fails after the append")
+
+    def caller_that_fails_after_the_append() -> None:
+        with transaction.atomic():
+            audit.append(action="verify", channel="email", requester_ref="email:#2",
+                         outcome="verified")
+            raise RuntimeError("the caller fails after the append")
+
+    with pytest.raises(RuntimeError):
+        caller_that_fails_after_the_append()
     assert list(AuditEvent.objects.values_list("requester_ref", flat=True)) == ["email:#1"]
     assert AuditHead.objects.get(pk=1).count == 1
     assert audit.verify_chain().ok
