@@ -18,13 +18,12 @@ are logged like any other.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 @lru_cache(maxsize=256)
@@ -37,52 +36,68 @@ class HotCursor:
     text for SQLite; prepared on PostgreSQL. With query logging on (tests,
     ``CaptureQueriesContext``), each statement is logged as Django logs its own."""
 
-    def __init__(self, raw: Any, qmark: bool, prepare: bool) -> None:
+    __slots__ = ("_db", "_logged", "_prepare", "_qmark", "_raw", "fetchall", "fetchone")
+
+    def __init__(self, db: Any, raw: Any, *, qmark: bool, prepare: bool) -> None:
+        self._db = db
         self._raw = raw
         self._qmark = qmark
         self._prepare = prepare
+        self._logged = db.queries_logged
         self.fetchone = raw.fetchone
         self.fetchall = raw.fetchall
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        started = time.monotonic() if connection.queries_logged else 0.0
+        started = time.monotonic() if self._logged else 0.0
         if self._qmark:
             self._raw.execute(_qmark(sql), params)
         elif self._prepare:
             self._raw.execute(sql, params, prepare=True)
         else:
             self._raw.execute(sql, params)
-        if started:
-            if connection.vendor == "postgresql":
-                shown = connection.ops.compose_sql(sql, params)  # type: ignore[attr-defined]
-            else:
-                shown = connection.ops.last_executed_query(self._raw, sql, params)
-            connection.queries_log.append(
-                {"sql": shown, "time": f"{time.monotonic() - started:.3f}"}
-            )
+        if self._logged:
+            db = self._db
+            shown = (db.ops.compose_sql(sql, params) if db.vendor == "postgresql"
+                     else db.ops.last_executed_query(self._raw, sql, params))
+            db.queries_log.append({"sql": shown, "time": f"{time.monotonic() - started:.3f}"})
 
 
-@contextmanager
-def hot_cursor() -> Iterator[Any]:
-    """A :class:`HotCursor` on the default connection (inside or outside a transaction)."""
-    vendor = connection.vendor
-    if vendor not in ("sqlite", "postgresql"):  # pragma: no cover - kartu supports these two
-        with connection.cursor() as plain:
-            yield plain
-        return
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    prepare = vendor == "postgresql" and bool(settings.KARTU_DB_PREPARE)
-    with connection.wrap_database_errors:
+class hot_cursor:
+    """A :class:`HotCursor` on the default connection (inside or outside a transaction).
+
+    A class rather than a generator-based context manager: it runs several times per request,
+    and the generator machinery and the connection proxy's lookups cost more than a statement
+    on SQLite."""
+
+    __slots__ = ("_errors", "_raw")
+
+    def __enter__(self) -> HotCursor:
+        db = connections[DEFAULT_DB_ALIAS]
+        if db.connection is None or getattr(db, "health_check_enabled", True):
+            db.close_if_health_check_failed()
+            db.ensure_connection()
+        vendor = db.vendor
+        prepare = vendor == "postgresql" and _prepare_enabled()
+        self._errors = db.wrap_database_errors
+        self._errors.__enter__()
         if prepare:
             from django.db.backends.postgresql.base import (  # type: ignore[attr-defined]
                 ServerBindingCursor,
             )
 
-            raw = ServerBindingCursor(connection.connection)
+            self._raw = ServerBindingCursor(db.connection)
         else:
-            raw = connection.connection.cursor()
+            self._raw = db.connection.cursor()
+        return HotCursor(db, self._raw, qmark=vendor == "sqlite", prepare=prepare)
+
+    def __exit__(self, *exc: Any) -> None:
         try:
-            yield HotCursor(raw, qmark=vendor == "sqlite", prepare=prepare)
+            self._raw.close()
         finally:
-            raw.close()
+            self._errors.__exit__(*exc)  # turns a DB-API error into Django's; never swallows
+
+
+@lru_cache(maxsize=1)
+def _prepare_enabled() -> bool:
+    return bool(settings.KARTU_DB_PREPARE)
+

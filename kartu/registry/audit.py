@@ -13,10 +13,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from kartu.core import sql
+from kartu.core.ratelimit import DeferredHit
 from kartu.registry.models import AuditEvent, AuditHead
 
 GENESIS = "0" * 64
@@ -28,7 +29,8 @@ def _escape(part: str) -> str:
 
 
 def _format_at(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC (isoformat: strftime cost more than the hash)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _body(
@@ -37,10 +39,12 @@ def _body(
 ) -> str:
     """The hashed line without its first field (the id) and its last (the previous hash): what
     the writer knows before it has locked the head."""
-    return "\t".join(_escape(p) for p in (
-        _format_at(at), action, channel, requester_ref, subject_index,
-        "" if person_id is None else str(person_id), outcome, reason, agent, memberships,
-    ))
+    parts = (_format_at(at), action, channel, requester_ref, subject_index,
+             "" if person_id is None else str(person_id), outcome, reason, agent, memberships)
+    line = "\t".join(parts)
+    if "\\" in line or line.count("\t") != len(parts) - 1:  # rare: escape field by field
+        line = "\t".join(_escape(p) for p in parts)
+    return line
 
 
 def _line(event: AuditEvent) -> str:
@@ -66,6 +70,7 @@ def append(
     agent: str = "",
     memberships: str = "",
     unless_locked: Sequence[str] = (),
+    counting: DeferredHit | None = None,
 ) -> int | None:
     """Append one record and return its id.
 
@@ -76,11 +81,13 @@ def append(
     locked, checked atomically with the write, and return None (writing nothing) when it is, so
     a disclosure can never be recorded after a concurrent attempt locked the NIK.
 
-    It runs on every verification, so it is built for one round trip: on PostgreSQL a single
-    call of the ``kartu_audit_append`` function (migration 0004: it locks the head, hashes the
-    line with the same fields as :func:`compute_hash`, inserts and moves the head); on SQLite
-    (in-process, where a statement costs microseconds) three statements in one write
-    transaction.
+    It runs on every verification, so it is one statement: on PostgreSQL a call of the
+    ``kartu_audit_append`` function (migration 0004: it locks the head, hashes the line with the
+    same fields as :func:`compute_hash`, inserts and moves the head), on SQLite an
+    ``INSERT … SELECT`` (below).
+
+    ``counting`` (PostgreSQL counters only, see ``RateLimiter.deferred_hit``): count that
+    rate-limit hit in the same statement; its decision is then in ``counting.decision``.
     """
     at = timezone.now()
     channel, requester_ref, agent = channel[:32], requester_ref[:100], agent[:150]
@@ -89,44 +96,49 @@ def append(
     fields = [action, channel, requester_ref, subject_index, person_id, outcome, reason, agent,
               memberships]
     if connection.vendor == "postgresql":
+        params = [at, *fields, body, list(unless_locked)]
         with sql.hot_cursor() as cur:
-            cur.execute(_PG_APPEND_SQL, [at, *fields, body, list(unless_locked)])
-            return cur.fetchone()[0]
-    with transaction.atomic(savepoint=False), sql.hot_cursor() as cur:
-        marks = ", ".join(["%s"] * len(unless_locked)) or "NULL"
-        cur.execute(_HEAD_SQL.format(marks=marks), list(unless_locked))
-        head = cur.fetchone()
-        if head is None:  # the head row is made by migration 0003; recreate it if it went missing
-            AuditHead.objects.get_or_create(
-                pk=1, defaults={"last_id": 0, "last_hash": GENESIS, "count": 0}
-            )
-            cur.execute(_HEAD_SQL.format(marks=marks), list(unless_locked))
-            head = cur.fetchone()
-        last_id, last_hash, count, locked = head
-        if locked:
+            if counting is None:
+                cur.execute(_PG_APPEND_SQL, params)
+                return cur.fetchone()[0]
+            cur.execute(f"WITH {counting.cte} {_PG_APPEND_SQL}, hit.current, hit.previous "
+                        "FROM hit", [*counting.params, *params])
+            audit_id, current, previous = cur.fetchone()
+        counting.counted(current, previous)
+        return audit_id
+    if counting is not None:
+        raise ValueError("a deferred rate-limit hit needs PostgreSQL counters")
+    statement = _SQLITE_APPEND_SQL.format(marks=", ".join(["%s"] * len(unless_locked)) or "NULL")
+    # Django's SQLite format for an aware datetime (naive UTC text), without its slower adapter.
+    stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    params = [stamp, *fields, body, *unless_locked]
+    for _attempt in range(2):
+        with sql.hot_cursor() as cur:
+            cur.execute(statement, params)
+            row = cur.fetchone()
+        if row is not None:
+            return row[0]
+        # Nothing written: the NIK is locked, or the head row (made by migration 0003) is gone.
+        if AuditHead.objects.filter(pk=1).exists():
             return None
-        new_id = last_id + 1
-        digest = hashlib.sha256(f"{new_id}\t{body}\t{last_hash}".encode()).hexdigest()
-        cur.execute(_INSERT_SQL, [
-            new_id, connection.ops.adapt_datetimefield_value(at), *fields, last_hash, digest,
-        ])
-        cur.execute(_HEAD_UPDATE_SQL, [new_id, digest, count + 1])
-    return new_id
+        AuditHead.objects.get_or_create(
+            pk=1, defaults={"last_id": 0, "last_hash": GENESIS, "count": 0}
+        )
+    return None
 
 
-# SQLite has no row locks: its write transactions are serialised (BEGIN IMMEDIATE) instead.
-_HEAD_SQL = (
-    "SELECT last_id, last_hash, count, "
-    "EXISTS (SELECT 1 FROM registry_niklock WHERE nik_index IN ({marks})) "
-    "FROM registry_audithead WHERE id = 1"
-)
-_INSERT_SQL = (
+# SQLite: one statement. The head is read and the record inserted by INSERT ... SELECT (a write
+# statement takes SQLite's write lock before it reads, so appends are serialised), the hash is
+# computed by kartu_sha256_hex (registered on every connection by RegistryConfig) and the
+# trigger of migration 0006 moves the head.
+_SQLITE_APPEND_SQL = (
     "INSERT INTO registry_auditevent (id, at, action, channel, requester_ref, subject_index, "
     "person_id, outcome, reason, agent, memberships, prev_hash, hash) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
-_HEAD_UPDATE_SQL = (
-    "UPDATE registry_audithead SET last_id = %s, last_hash = %s, count = %s WHERE id = 1"
+    "SELECT last_id + 1, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, last_hash, "
+    "kartu_sha256_hex((last_id + 1) || char(9) || %s || char(9) || last_hash) "
+    "FROM registry_audithead WHERE id = 1 "
+    "AND NOT EXISTS (SELECT 1 FROM registry_niklock WHERE nik_index IN ({marks})) "
+    "RETURNING id"
 )
 _PG_APPEND_SQL = (
     "SELECT kartu_audit_append(%s::timestamptz, %s::text, %s::text, %s::text, %s::text, "

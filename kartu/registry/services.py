@@ -25,6 +25,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -33,7 +34,7 @@ from django.db import connection, transaction
 
 from kartu.core import crypto, sql
 from kartu.core.phone import InvalidPhone, normalize_phone
-from kartu.core.ratelimit import Limit, RateLimiter
+from kartu.core.ratelimit import DeferredHit, Limit, RateLimiter
 from kartu.registry import audit
 from kartu.registry import nik as nik_rules
 from kartu.registry.matching import names_match, places_match
@@ -211,13 +212,15 @@ def verify_identity(
     """Decide whether ``claim`` matches a registry person and, when it does and ``disclose`` is
     true, record the disclosure of their KPJ numbers.
 
-    Built as "count, read, decide, write once" so a verification costs a few round trips: the
+    Built as "count, read, decide, write once" so a verification costs a few statements: the
     requester's limit is counted (Redis, or one statement), the registry is read in one
     statement, the comparison runs here, and the outcome is written as one audit record (one
-    statement on PostgreSQL). A disclosure's record is written only if the NIK is still not
-    locked at that moment (checked atomically with the write), so an attempt that locks the NIK
-    concurrently cannot be overtaken by a disclosure. Inside a caller's transaction every write
-    joins it."""
+    statement). A disclosure's record is written only if the NIK is still not locked at that
+    moment (checked atomically with the write), so an attempt that locks the NIK concurrently
+    cannot be overtaken by a disclosure. Outside a caller's transaction each write commits on
+    its own (on PostgreSQL a transaction would cost two more round trips than the one WAL
+    flush it could save; the rate counters are UNLOGGED and do not wait for one); inside a
+    caller's transaction every write joins it."""
     ring = crypto.keyring()
     indexes = crypto.blind_indexes(claim.nik, ring)
     subject = indexes[0]
@@ -226,7 +229,8 @@ def verify_identity(
     staff = is_staff(requester_key)
 
     def record(outcome: str, reason: str, person_id: int | None, memberships: str = "",
-               unless_locked: list[str] | None = None) -> int | None:
+               unless_locked: list[str] | None = None,
+               counting: DeferredHit | None = None) -> int | None:
         action = (
             AuditEvent.Action.DISCLOSE
             if outcome == AuditEvent.Outcome.DISCLOSED
@@ -243,16 +247,24 @@ def verify_identity(
             agent=agent,
             memberships=memberships,
             unless_locked=unless_locked or (),
+            counting=counting,
         )
 
     limit = Limit.named("staff" if staff else "requester")
-    decision = _limiter.hit("verify", requester_key, limit)
+    deferred = _limiter.deferred_hit("verify", requester_key, limit)
+    if deferred is None:  # Redis or SQLite: count first, look up only when allowed
+        decision = _limiter.hit("verify", requester_key, limit)
+        if decision.allowed:
+            locked, record_, memberships, _ = _lookup(indexes, ring)
+    else:  # PostgreSQL counters: counted by the lookup's own statement (one round trip)
+        locked, record_, memberships, counts = _lookup(indexes, ring, deferred.cte,
+                                                        deferred.params)
+        decision = deferred.counted(*counts)
     if not decision.allowed:
         audit_id = record(AuditEvent.Outcome.LIMITED, "requester_limit", None)
         return Verification(False, True, "requester_limit", (), None, audit_id,
                             decision.retry_after)
 
-    locked, record_, memberships = _lookup(indexes, ring)
     reason = _compare(claim, record_)
     person_id = record_.pk
     if person_id is None:
@@ -263,9 +275,17 @@ def verify_identity(
         return Verification(False, True, "nik_locked", (), None, audit_id)
 
     if reason:
-        failures = _limiter.hit("nik_failures", subject, Limit.named("nik_failures"))
-        audit_id = record(AuditEvent.Outcome.NOT_VERIFIED, reason, person_id)
-        if failures.estimate >= Limit.named("nik_failures").count:
+        fail_limit = Limit.named("nik_failures")
+        counting = _limiter.deferred_hit("nik_failures", subject, fail_limit)
+        if counting is None:
+            failures = _limiter.hit("nik_failures", subject, fail_limit)
+            audit_id = record(AuditEvent.Outcome.NOT_VERIFIED, reason, person_id)
+        else:  # PostgreSQL counters: counted by the audit statement (one round trip)
+            audit_id = record(AuditEvent.Outcome.NOT_VERIFIED, reason, person_id,
+                              counting=counting)
+            assert counting.decision is not None
+            failures = counting.decision
+        if failures.estimate >= fail_limit.count:
             _lock(subject, person_id, channel, ref, agent)
         return Verification(False, False, reason, (), person_id, audit_id)
 
@@ -284,11 +304,11 @@ def verify_identity(
 
 
 _LOOKUP_SQL = """
-SELECT (SELECT 1 FROM registry_niklock WHERE nik_index IN ({marks}) LIMIT 1),
+{with_hit}SELECT (SELECT 1 FROM registry_niklock WHERE nik_index IN ({marks}) LIMIT 1),
        p.nik_index IN ({marks}),
        p.id, p.full_name, p.birth_place, p.birth_date, p.phone_cipher,
-       m.id, m.kpj, m.employer, m.status, m.registered_on, m.programmes
-FROM (SELECT 1 AS one) AS anchor
+       m.id, m.kpj, m.employer, m.status, m.registered_on, m.programmes{hit_columns}
+FROM (SELECT 1 AS one) AS anchor{hit_join}
 LEFT JOIN registry_person p ON p.id = COALESCE(
     (SELECT id FROM registry_person WHERE nik_index IN ({marks}) LIMIT 1), %s)
 LEFT JOIN registry_membership m ON m.person_id = p.id
@@ -297,8 +317,13 @@ ORDER BY m.kpj
 
 
 @cache
-def _lookup_sql(keys: int) -> str:
-    return _LOOKUP_SQL.format(marks=", ".join(["%s"] * keys))
+def _lookup_sql(keys: int, hit_cte: str = "") -> str:
+    marks = ", ".join(["%s"] * keys)
+    if not hit_cte:
+        return _LOOKUP_SQL.format(marks=marks, with_hit="", hit_columns="", hit_join="")
+    return _LOOKUP_SQL.format(marks=marks, with_hit=f"WITH {hit_cte}\n",
+                              hit_columns=", hit.current, hit.previous",
+                              hit_join=" CROSS JOIN hit")
 
 
 @dataclass(frozen=True)
@@ -337,9 +362,10 @@ _person_ids = _PersonIds()
 
 
 def _lookup(
-    indexes: list[str], ring: crypto.Keyring
-) -> tuple[bool, _Record, list[tuple[int, MembershipInfo]]]:
-    """The NIK lock, the person and their memberships in one statement.
+    indexes: list[str], ring: crypto.Keyring, hit_cte: str = "", hit_params: Sequence[object] = ()
+) -> tuple[bool, _Record, list[tuple[int, MembershipInfo]], tuple[int, int | None]]:
+    """The NIK lock, the person and their memberships in one statement (and, given the CTE of
+    a deferred rate-limit hit, the requester's counts: the last value returned).
 
     A NIK not in the registry must cost what a registered one costs, or response times would
     tell which NIKs are registered. So the statement always reads one real person: the claimed
@@ -349,8 +375,12 @@ def _lookup(
     (Plain SQL: the ORM's query building cost more than the query itself.)
     """
     with sql.hot_cursor() as cur:
-        cur.execute(_lookup_sql(len(indexes)), [*indexes, *indexes, *indexes, _person_ids.random()])
+        cur.execute(_lookup_sql(len(indexes), hit_cte),
+                    [*hit_params, *indexes, *indexes, *indexes, _person_ids.random()])
         rows = cur.fetchall()
+    counts: tuple[int, int | None] = (0, None)
+    if hit_cte:
+        counts = (rows[0][-2], rows[0][-1])
     locked = rows[0][0] is not None
     claimed = bool(rows[0][1])
     if rows[0][2] is None:
@@ -366,7 +396,7 @@ def _lookup(
         ))
         for row in rows
     ]
-    return locked, record, (memberships if claimed else [])
+    return locked, record, (memberships if claimed else []), counts
 
 
 def record_disclosure(

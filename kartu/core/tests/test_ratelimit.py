@@ -120,3 +120,16 @@ def test_verification_uses_redis_when_configured(clean_redis, settings, loaded_r
     assert services.verify_identity(claim, "email:r@x.id").verified
     keys = list(redis.Redis.from_url(clean_redis).scan_iter(match="kartu:rl:*"))
     assert keys, "the requester's attempt was counted in Redis"
+
+
+@pytest.mark.django_db
+@pytest.mark.backends
+def test_the_database_counters_are_unlogged_on_postgresql():
+    """A bump of a counter must not wait for a WAL flush (core migration 0003)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("UNLOGGED tables are a PostgreSQL feature")
+    with connection.cursor() as cur:
+        cur.execute("SELECT relpersistence FROM pg_class WHERE relname = 'core_ratecounter'")
+        assert cur.fetchone() == ("u",)

@@ -151,3 +151,11 @@ def test_append_is_atomic_on_its_own_and_joins_a_callers_transaction():
     assert list(AuditEvent.objects.values_list("requester_ref", flat=True)) == ["email:#1"]
     assert AuditHead.objects.get(pk=1).count == 1
     assert audit.verify_chain().ok
+
+
+def test_a_missing_head_row_is_made_again_by_the_next_append():
+    AuditHead.objects.all().delete()
+    assert audit.append(action="verify", channel="email", requester_ref="email:#1",
+                        outcome="verified") == 1
+    assert AuditHead.objects.get(pk=1).count == 1
+    assert audit.verify_chain().ok

@@ -197,8 +197,8 @@ def test_a_disclosure_is_not_recorded_once_the_nik_is_locked_after_the_lookup(
     the disclosure must then not happen (the write checks the lock atomically)."""
     real_lookup = services._lookup
 
-    def lookup_then_locked_elsewhere(indexes, ring):
-        result = real_lookup(indexes, ring)
+    def lookup_then_locked_elsewhere(indexes, ring, *hit):
+        result = real_lookup(indexes, ring, *hit)
         NikLock.objects.create(nik_index=indexes[0])  # the other attempt, committed meanwhile
         return result
 
