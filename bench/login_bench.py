@@ -56,10 +56,11 @@ BENCH_MAXNUMBER = 2000
 
 SETTINGS = textwrap.dedent("""
     from kartu.settings import *  # noqa: F403
-    # The only change for the benchmark: the per-IP login limits (every request comes from
+    # The only change for the benchmark: the per-IP sign-in limits (every request comes from
     # 127.0.0.1 here) are raised so the run measures the login, not the limiter's refusals.
-    # The limits are still counted, in the same shared cache.
-    ACCOUNT_RATE_LIMITS = {"login": "1000000/m/ip", "login_failed": "1000000/m/ip"}
+    # The limits are still counted (per IP and per address), in the same shared store.
+    KARTU_LIMITS = {**KARTU_LIMITS, "signin_ip": (1_000_000, 60),  # noqa: F405
+                    "signin_failed_ip": (1_000_000, 60)}
 """)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from allauth.account.internal.flows.login import record_authentication
@@ -30,9 +31,26 @@ def record_session_at_login(sender: Any, request: Any, **kwargs: Any) -> None:
     the password is the only work that should count. Stale rows are purged when the member
     opens their session list (allauth does it there too) and by the daily
     ``accounts.purge_user_sessions`` job."""
+    from allauth.account.adapter import get_adapter
     from allauth.usersessions.models import UserSession
+    from django.db import IntegrityError, transaction
 
-    UserSession.objects.create_from_request(request)
+    if not request.session.session_key:
+        request.session.save()
+    # A sign-in has just cycled the session key, so the row is new: one INSERT instead of
+    # allauth's get_or_create (a transaction with a SELECT and a savepoint around the INSERT).
+    # The rare existing row (a key reused by a custom flow) goes through allauth's own path.
+    agent_length = UserSession._meta.get_field("user_agent").max_length or 200
+    in_transaction = transaction.get_connection().in_atomic_block
+    try:
+        with transaction.atomic() if in_transaction else nullcontext():  # savepoint if needed
+            UserSession.objects.create(
+                user=request.user, session_key=request.session.session_key,
+                ip=get_adapter().get_client_ip(request),
+                user_agent=request.META.get("HTTP_USER_AGENT", "")[:agent_length],
+            )
+    except IntegrityError:
+        UserSession.objects.create_from_request(request)
 
 
 def use_lean_session_recording() -> None:

@@ -63,6 +63,9 @@ class Store(Protocol):
 
     def peek(self, bucket: str, slot: int) -> tuple[int, int]: ...
 
+    def decr(self, bucket: str, slot: int) -> None:
+        """Take one hit back from ``slot`` (never below zero)."""
+
     def clear(self, bucket: str) -> None: ...
 
 
@@ -96,6 +99,11 @@ class DatabaseStore:
             )
             counts = dict(cur.fetchall())
         return int(counts.get(slot, 0)), int(counts.get(slot - 1, 0))
+
+    def decr(self, bucket: str, slot: int) -> None:
+        with sql.hot_cursor() as cur:
+            cur.execute(f"UPDATE {self.table} SET count = count - 1 "
+                        "WHERE bucket = %s AND slot = %s AND count > 0", [bucket, slot])
 
     def clear(self, bucket: str) -> None:
         with connection.cursor() as cur:
@@ -135,6 +143,15 @@ class RedisStore:
     def peek(self, bucket: str, slot: int) -> tuple[int, int]:
         current, previous = self.client.mget(self._key(bucket, slot), self._key(bucket, slot - 1))
         return int(current or 0), int(previous or 0)
+
+    # DECR that stops at zero (and does not create a missing key), in one atomic step.
+    _DECR_FLOOR = (
+        "local n = tonumber(redis.call('GET', KEYS[1]) or '0') "
+        "if n > 0 then return redis.call('DECR', KEYS[1]) end return 0"
+    )
+
+    def decr(self, bucket: str, slot: int) -> None:
+        self.client.eval(self._DECR_FLOOR, 1, self._key(bucket, slot))
 
     def clear(self, bucket: str) -> None:
         keys = list(self.client.scan_iter(match=f"kartu:rl:{bucket}:*", count=100))
@@ -212,6 +229,11 @@ class RateLimiter:
         slot = math.floor(now / limit.period)
         current, previous = self.store.peek(self.bucket(scope, key, limit), slot)
         return self._decide(current + 1, previous, limit, now)
+
+    def undo(self, scope: str, key: str, limit: Limit, at: float) -> None:
+        """Take back the hit counted at ``at`` (the ``now`` of that :meth:`hit`): for an attempt
+        counted before it was known to be harmless, e.g. a sign-in that turned out right."""
+        self.store.decr(self.bucket(scope, key, limit), math.floor(at / limit.period))
 
     def clear(self, scope: str, key: str, limit: Limit) -> None:
         self.store.clear(self.bucket(scope, key, limit))

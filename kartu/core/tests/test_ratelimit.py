@@ -59,6 +59,20 @@ def test_peek_does_not_count_and_clear_resets(limiter):
     assert limiter.hit("t", "a", LIMIT, now=T0).allowed
 
 
+def test_undo_takes_one_hit_back_in_its_own_window_and_never_below_zero(limiter):
+    for _ in range(5):
+        limiter.hit("t", "a", LIMIT, now=T0 + 10)
+    assert not limiter.peek("t", "a", LIMIT, now=T0 + 20).allowed
+    limiter.undo("t", "a", LIMIT, at=T0 + 10)
+    assert limiter.peek("t", "a", LIMIT, now=T0 + 20).allowed
+    for _ in range(10):  # more undos than hits: the count stops at zero
+        limiter.undo("t", "a", LIMIT, at=T0 + 10)
+    assert [limiter.hit("t", "a", LIMIT, now=T0 + 30).allowed for _ in range(6)] == \
+        [True] * 5 + [False]
+    limiter.undo("t", "never-hit", LIMIT, at=T0)  # nothing to take back: no error
+    assert limiter.hit("t", "never-hit", LIMIT, now=T0).estimate == 1
+
+
 def test_stored_keys_are_pseudonyms(limiter):
     limiter.hit("t", "email:siti@contoh.id", LIMIT, now=T0)
     bucket = limiter.bucket("t", "email:siti@contoh.id", LIMIT)

@@ -1,0 +1,62 @@
+"""Sign-in rate limits (allauth's rules, counted by kartu's limiter: kartu.accounts.adapter)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from kartu.accounts.tests.conftest import PASSWORD, login, make_member
+
+pytestmark = [pytest.mark.django_db, pytest.mark.backends]
+
+
+def refused_as_too_many(response) -> bool:  # type: ignore[no-untyped-def]
+    if response.status_code != 200:
+        return False
+    form = response.context["form"]
+    return any(e.code == "too_many_login_attempts" for e in form.errors.as_data()["__all__"])
+
+
+def signed_in(response) -> bool:  # type: ignore[no-untyped-def]
+    return response.status_code == 302 and response["Location"] == "/akun/"
+
+
+def test_five_wrong_passwords_lock_that_address_but_not_others():
+    make_member("budi@contoh.id")
+    make_member("ani@contoh.id")
+    for _ in range(5):
+        response = login(Client(), "budi@contoh.id", "salah-sandi-123")
+        assert response.status_code == 200 and not refused_as_too_many(response)
+    assert refused_as_too_many(login(Client(), "budi@contoh.id", PASSWORD))
+    assert signed_in(login(Client(), "ani@contoh.id"))
+
+
+def test_a_right_password_takes_its_attempt_back():
+    make_member("budi@contoh.id")
+    for _ in range(4):
+        assert not signed_in(login(Client(), "budi@contoh.id", "salah-sandi-123"))
+    assert signed_in(login(Client(), "budi@contoh.id"))  # 5th attempt, taken back
+    assert not refused_as_too_many(login(Client(), "budi@contoh.id", "salah-sandi-123"))  # 5th
+    assert refused_as_too_many(login(Client(), "budi@contoh.id"))  # 6th: over the limit
+
+
+def test_attempts_per_ip_are_limited(settings):
+    settings.KARTU_LIMITS = {**settings.KARTU_LIMITS, "signin_ip": (3, 60)}
+    for i in range(3):
+        make_member(f"m{i}@contoh.id")
+        assert signed_in(login(Client(), f"m{i}@contoh.id"))
+    make_member("m3@contoh.id")
+    assert refused_as_too_many(login(Client(), "m3@contoh.id"))
+
+
+def test_a_password_reset_clears_the_failed_attempts():
+    from allauth.account.adapter import get_adapter
+    from django.test import RequestFactory
+
+    make_member("budi@contoh.id")
+    for _ in range(5):
+        login(Client(), "budi@contoh.id", "salah-sandi-123")
+    assert refused_as_too_many(login(Client(), "budi@contoh.id"))
+    get_adapter()._delete_login_attempts_cached_email(RequestFactory().get("/"),
+                                                      email="budi@contoh.id")
+    assert signed_in(login(Client(), "budi@contoh.id"))
