@@ -145,7 +145,7 @@ if REDIS_URL:
             "KEY_PREFIX": "kartu",
         }
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    SESSION_ENGINE = "kartu.accounts.session_backends.cache"
 else:
     CACHES = {
         "default": {
@@ -157,7 +157,7 @@ else:
             "OPTIONS": {"MAX_ENTRIES": 200_000},
         }
     }
-    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    SESSION_ENGINE = "kartu.accounts.session_backends.db"
 
 # --- Background tasks -----------------------------------------------------------------------
 TASKS = {
