@@ -1,6 +1,6 @@
 """Password sign-ins per second through the real login view, beside the raw Argon2id rate.
 
-    .venv/bin/python bench/login_bench.py [--seconds 20] [--workers 2] [--threads 8]
+    .venv/bin/python bench/login_bench.py [--seconds 20] [--workers 2] [--threads 2]
                                           [--clients 4] [--users 50] [--redis URL]
 
 1. A fresh data directory (SQLite, or ``--redis`` for the cache and sessions) is migrated and
@@ -206,7 +206,7 @@ def run_logins(port: int, seconds: float, clients: int, users: int, payloads: li
             try:
                 conn.request("POST", "/akun/login/", body=body, headers=headers)
                 response = conn.getresponse()
-                response.read()
+                body_bytes = response.read()
             except (OSError, http.client.HTTPException) as exc:
                 with lock:
                     failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
@@ -215,6 +215,8 @@ def run_logins(port: int, seconds: float, clients: int, users: int, payloads: li
                 continue
             took = time.perf_counter() - started
             good = response.status == 302 and response.getheader("Location") == "/akun/"
+            if not good and os.environ.get("LOGIN_BENCH_DUMP"):
+                Path(os.environ["LOGIN_BENCH_DUMP"]).write_bytes(body_bytes)
             with lock:
                 if good:
                     ok.append(took)
@@ -245,7 +247,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--workers", type=int, default=2, help="granian worker processes")
-    ap.add_argument("--threads", type=int, default=8, help="request threads per worker")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="request threads per worker (kartu web's default, KARTU_WEB_THREADS)")
     ap.add_argument("--clients", type=int, default=4, help="concurrent client connections")
     ap.add_argument("--users", type=int, default=5000,
                     help="members signing in, in turn (each login adds a session to its user)")

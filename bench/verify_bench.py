@@ -16,7 +16,8 @@ one shuffled sequence so drift hits every case alike:
 * ``wrong_dob``  a real person's NIK, name and place with the birth date one day off;
 * ``raw``        the database floor on the same connection (``connection.connection``):
   BEGIN, one indexed SELECT of the membership rows joined to person by blind index, one INSERT
-  of an audit-like row into a scratch table with the audit table's indexes, COMMIT.
+  of an audit-like row into a scratch table with the audit table's indexes (id, subject_index,
+  person_id), COMMIT.
 
 Every call uses its own requester key (``email:bench-<run>-<n>@x.id``) and every failing call
 its own NIK, so neither the per-requester limit (5/hour) nor the per-NIK lock (3 failures/day)
@@ -541,7 +542,7 @@ class RawSteps:
                 " requester_ref varchar(100) NOT NULL, subject_index varchar(32) NOT NULL, "
                 "person_id bigint NULL, outcome varchar(16) NOT NULL, reason varchar(32) NOT NULL,"
                 " agent varchar(150) NOT NULL, memberships varchar(200) NOT NULL, "
-                "prev_hash varchar(64) NOT NULL, hash varchar(64) NOT NULL UNIQUE)"
+                "prev_hash varchar(64) NOT NULL, hash varchar(64) NOT NULL)"
             )
         else:
             cur.execute(
@@ -551,7 +552,7 @@ class RawSteps:
                 "subject_index varchar(32) NOT NULL, person_id bigint NULL, "
                 "outcome varchar(16) NOT NULL, reason varchar(32) NOT NULL, "
                 "agent varchar(150) NOT NULL, memberships varchar(200) NOT NULL, "
-                "prev_hash varchar(64) NOT NULL, hash varchar(64) NOT NULL UNIQUE)"
+                "prev_hash varchar(64) NOT NULL, hash varchar(64) NOT NULL)"
             )
         cur.execute("CREATE INDEX bench_audit_subject ON bench_audit (subject_index)")
         cur.execute("CREATE INDEX bench_audit_person ON bench_audit (person_id)")
