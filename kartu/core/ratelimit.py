@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
@@ -66,6 +67,12 @@ class Store(Protocol):
     def decr(self, bucket: str, slot: int) -> None:
         """Take one hit back from ``slot`` (never below zero)."""
 
+    def incr_many(self, items: Sequence[tuple[str, int, int]]) -> list[tuple[int, int]]:
+        """:meth:`incr` for several distinct ``(bucket, slot, ttl)`` at once (one round trip)."""
+
+    def decr_many(self, items: Sequence[tuple[str, int]]) -> None:
+        """:meth:`decr` for several ``(bucket, slot)`` at once."""
+
     def clear(self, bucket: str) -> None: ...
 
 
@@ -101,9 +108,28 @@ class DatabaseStore:
         return int(counts.get(slot, 0)), int(counts.get(slot - 1, 0))
 
     def decr(self, bucket: str, slot: int) -> None:
+        self.decr_many([(bucket, slot)])
+
+    def incr_many(self, items: Sequence[tuple[str, int, int]]) -> list[tuple[int, int]]:
+        t = self.table
+        values = ", ".join(["(%s, %s, 1)"] * len(items))
         with sql.hot_cursor() as cur:
-            cur.execute(f"UPDATE {self.table} SET count = count - 1 "
-                        "WHERE bucket = %s AND slot = %s AND count > 0", [bucket, slot])
+            cur.execute(
+                f"INSERT INTO {t} (bucket, slot, count) VALUES {values} "
+                f"ON CONFLICT (bucket, slot) DO UPDATE SET count = {t}.count + 1 "
+                f"RETURNING bucket, count, (SELECT p.count FROM {t} AS p "
+                f"WHERE p.bucket = {t}.bucket AND p.slot = {t}.slot - 1)",
+                [v for bucket, slot, _ttl in items for v in (bucket, slot)],
+            )
+            found = {bucket: (int(count), int(previous or 0))
+                     for bucket, count, previous in cur.fetchall()}
+        return [found[bucket] for bucket, _slot, _ttl in items]
+
+    def decr_many(self, items: Sequence[tuple[str, int]]) -> None:
+        where = " OR ".join(["(bucket = %s AND slot = %s)"] * len(items))
+        with sql.hot_cursor() as cur:
+            cur.execute(f"UPDATE {self.table} SET count = count - 1 WHERE count > 0 AND ({where})",
+                        [v for item in items for v in item])
 
     def clear(self, bucket: str) -> None:
         with connection.cursor() as cur:
@@ -152,6 +178,21 @@ class RedisStore:
 
     def decr(self, bucket: str, slot: int) -> None:
         self.client.eval(self._DECR_FLOOR, 1, self._key(bucket, slot))
+
+    def incr_many(self, items: Sequence[tuple[str, int, int]]) -> list[tuple[int, int]]:
+        pipe = self.client.pipeline(transaction=False)
+        for bucket, slot, ttl in items:
+            pipe.incr(self._key(bucket, slot))
+            pipe.expire(self._key(bucket, slot), ttl)
+            pipe.get(self._key(bucket, slot - 1))
+        replies = pipe.execute()
+        return [(int(replies[i]), int(replies[i + 2] or 0)) for i in range(0, len(replies), 3)]
+
+    def decr_many(self, items: Sequence[tuple[str, int]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for bucket, slot in items:
+            pipe.eval(self._DECR_FLOOR, 1, self._key(bucket, slot))
+        pipe.execute()
 
     def clear(self, bucket: str) -> None:
         keys = list(self.client.scan_iter(match=f"kartu:rl:{bucket}:*", count=100))
@@ -229,6 +270,27 @@ class RateLimiter:
         slot = math.floor(now / limit.period)
         current, previous = self.store.peek(self.bucket(scope, key, limit), slot)
         return self._decide(current + 1, previous, limit, now)
+
+    def hit_many(
+        self, hits: Sequence[tuple[str, str, Limit]], now: float | None = None
+    ) -> list[Decision]:
+        """:meth:`hit` for several ``(scope, key, limit)`` at once: one statement or one Redis
+        round trip (a sign-in counts three limits)."""
+        now = time.time() if now is None else now
+        counts = self.store.incr_many([
+            (self.bucket(scope, key, limit), math.floor(now / limit.period), 2 * limit.period)
+            for scope, key, limit in hits
+        ])
+        return [self._decide(current, previous, limit, now)
+                for (current, previous), (_s, _k, limit) in zip(counts, hits, strict=True)]
+
+    def undo_many(self, hits: Sequence[tuple[str, str, Limit]], at: float) -> None:
+        """:meth:`undo` for several hits counted at ``at``, at once."""
+        if hits:
+            self.store.decr_many([
+                (self.bucket(scope, key, limit), math.floor(at / limit.period))
+                for scope, key, limit in hits
+            ])
 
     def undo(self, scope: str, key: str, limit: Limit, at: float) -> None:
         """Take back the hit counted at ``at`` (the ``now`` of that :meth:`hit`): for an attempt

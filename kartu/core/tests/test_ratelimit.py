@@ -73,6 +73,22 @@ def test_undo_takes_one_hit_back_in_its_own_window_and_never_below_zero(limiter)
     assert limiter.hit("t", "never-hit", LIMIT, now=T0).estimate == 1
 
 
+def test_hit_many_counts_each_key_like_hit_and_undo_many_takes_them_back(limiter):
+    small = Limit(2, 60)
+    hits = [("a", "x", LIMIT), ("b", "x", small), ("c", "y", LIMIT)]
+    first = limiter.hit_many(hits, now=T0 + 1)
+    second = limiter.hit_many(hits, now=T0 + 2)
+    third = limiter.hit_many(hits, now=T0 + 3)
+    assert [d.allowed for d in first + second] == [True] * 6
+    assert [d.allowed for d in third] == [True, False, True]  # only the small limit is over
+    assert [d.estimate for d in third] == [3, 3, 3]
+    limiter.undo_many(hits[1:2], at=T0 + 3)
+    limiter.undo_many(hits[1:2], at=T0 + 3)
+    assert limiter.hit("b", "x", small, now=T0 + 4).allowed  # 2 of 2 again
+    assert limiter.peek("a", "x", LIMIT, now=T0 + 4).estimate == 4  # untouched by the undo
+    limiter.undo_many([], at=T0)  # nothing to do
+
+
 def test_stored_keys_are_pseudonyms(limiter):
     limiter.hit("t", "email:siti@contoh.id", LIMIT, now=T0)
     bucket = limiter.bucket("t", "email:siti@contoh.id", LIMIT)
