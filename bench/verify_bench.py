@@ -21,8 +21,9 @@ one shuffled sequence so drift hits every case alike:
 
 Every call uses its own requester key (``email:bench-<run>-<n>@x.id``) and every failing call
 its own NIK, so neither the per-requester limit (5/hour) nor the per-NIK lock (3 failures/day)
-is ever reached; the limits themselves are left at their defaults and still counted (Redis with
-``--redis``, else the database). This prints figures; it asserts nothing about timing.
+is ever reached; the limits themselves are left at their defaults and still counted (in Redis
+with ``--redis`` beside SQLite, else in the database). This prints figures; it asserts nothing
+about timing.
 """
 
 from __future__ import annotations
@@ -59,7 +60,9 @@ def main() -> None:
     ap.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--calls", type=int, default=5000, help="timed calls per case (default 5000)")
     ap.add_argument("--redis", action="store_true",
-                    help=f"count rate limits in Redis ({c.REDIS_URL})")
+                    help=f"set KARTU_REDIS_URL ({c.REDIS_URL}): cache and, beside SQLite, the "
+                         "rate-limit counters in Redis (beside PostgreSQL they stay in the "
+                         "database: kartu.core.ratelimit.default_store)")
     ap.add_argument("--reuse", metavar="DIR",
                     help="keep the loaded registry in DIR (and a PostgreSQL database named "
                          "after it) and reuse it on later runs")
@@ -74,7 +77,7 @@ def main() -> None:
         return
     c.setup_parent()
     print(f"# verify_bench  people={args.people:,}  backend={args.backend}  calls={args.calls:,}"
-          f"/case  rate limits in {'Redis' if args.redis else 'the database'}  "
+          f"/case  {'KARTU_REDIS_URL set' if args.redis else 'rate limits in the database'}  "
           f"loader={args.loader}{'  reuse=' + args.reuse if args.reuse else ''}")
     print(f"# {c.environment()}", flush=True)
     if args.loader == "importer" and not args.reuse:

@@ -139,9 +139,12 @@ def test_old_database_windows_are_pruned():
     assert RateCounter.objects.count() == 1
 
 
-def test_verification_uses_redis_when_configured(clean_redis, settings, loaded_registry):
+def test_verification_counts_in_the_configured_store(clean_redis, settings, loaded_registry):
+    """Redis beside SQLite; the UNLOGGED table beside PostgreSQL (default_store)."""
     import redis
+    from django.db import connection
 
+    from kartu.core.models import RateCounter
     from kartu.registry import services
 
     settings.REDIS_URL = clean_redis
@@ -149,7 +152,11 @@ def test_verification_uses_redis_when_configured(clean_redis, settings, loaded_r
                                  birth_place="Jakarta", birth_date="1990-08-17")
     assert services.verify_identity(claim, "email:r@x.id").verified
     keys = list(redis.Redis.from_url(clean_redis).scan_iter(match="kartu:rl:*"))
-    assert keys, "the requester's attempt was counted in Redis"
+    if connection.vendor == "postgresql":
+        assert not keys and RateCounter.objects.filter(bucket__contains=":verify:").exists()
+    else:
+        assert keys, "the requester's attempt was counted in Redis"
+        assert not RateCounter.objects.exists()
 
 
 @pytest.mark.django_db
@@ -163,3 +170,18 @@ def test_the_database_counters_are_unlogged_on_postgresql():
     with connection.cursor() as cur:
         cur.execute("SELECT relpersistence FROM pg_class WHERE relname = 'core_ratecounter'")
         assert cur.fetchone() == ("u",)
+
+
+@pytest.mark.django_db
+def test_the_counters_live_in_redis_beside_sqlite_and_in_postgresql_beside_postgresql(
+    clean_redis, settings
+):
+    from django.db import connection
+
+    from kartu.core.ratelimit import default_store
+
+    settings.REDIS_URL = clean_redis
+    expected = DatabaseStore if connection.vendor == "postgresql" else RedisStore
+    assert isinstance(default_store(), expected)
+    settings.REDIS_URL = ""
+    assert isinstance(default_store(), DatabaseStore)
