@@ -159,3 +159,34 @@ def test_a_missing_head_row_is_made_again_by_the_next_append():
                         outcome="verified") == 1
     assert AuditHead.objects.get(pk=1).count == 1
     assert audit.verify_chain().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_appends_keep_one_unbroken_chain():
+    """Writers in several threads (each its own connection): every record is kept, ids run
+    1..n without a gap, and the chain and the head agree."""
+    import threading
+
+    from django.db import close_old_connections
+
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(25):
+                audit.append(action="verify", channel="email", requester_ref=f"email:#{n}-{i}",
+                             outcome="not_verified", reason="dob_mismatch")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert list(AuditEvent.objects.values_list("pk", flat=True)) == list(range(1, 101))
+    report = audit.verify_chain()
+    assert report.ok and report.checked == 100, report.problems
