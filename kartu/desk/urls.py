@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
+from kartu.accounts.signin_limits import StaffLoginForm
 from kartu.desk import views
 
 app_name = "desk"
@@ -10,6 +11,7 @@ urlpatterns = [
     path("", views.inbox, name="inbox"),
     path("login/", auth_views.LoginView.as_view(
         template_name="registration/login.html", redirect_authenticated_user=True,
+        authentication_form=StaffLoginForm,  # attempts limited per IP and per username
         next_page=reverse_lazy("desk:inbox"),
     ), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page=reverse_lazy("desk:login")),
