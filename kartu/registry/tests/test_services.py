@@ -221,3 +221,20 @@ def test_hot_path_statements_are_prepared_on_postgresql(loaded_registry):
     assert "kartu_audit_append" in prepared
     assert "registry_membership" in prepared  # the lookup
     assert "core_ratecounter" in prepared  # the database rate-limit counter
+
+
+def test_verification_works_without_prepared_statements(loaded_registry, monkeypatch):
+    """KARTU_DB_PREPARE=0 (a pooler without prepared-statement support): the same statements
+    through Django's client-side cursors."""
+    from kartu.core import sql
+
+    monkeypatch.setattr(sql, "_prepare_enabled", lambda: False)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("DEALLOCATE ALL")
+    assert verify(**SITI).verified
+    assert not verify(**{**SITI, "birth_date": "1990-08-18"}).verified
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cur.fetchone() == (0,)
