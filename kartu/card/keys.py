@@ -349,3 +349,32 @@ def keyset_from_jwks(doc: object) -> dict[bytes, COSEKeyInterface]:
 
 def b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def status(now: datetime | None = None) -> list[dict[str, object]]:
+    """The card signing keys for ``kartu keys status``: each key, where it comes from, whether
+    it signs new cards, whether verifiers still get it (``/.well-known/kartu-jwks.json``), and
+    how many unexpired, unrevoked cards it signed."""
+    from django.db.models import Count
+
+    from kartu.card.models import Card
+
+    now = now or timezone.now()
+    published = {row.kid for row in published_keys(now)}
+    live = {
+        row["kid"]: row["n"]
+        for row in Card.objects.filter(expires_at__gt=now, revoked_at__isnull=True)
+        .values("kid").annotate(n=Count("id"))
+    }
+    return [
+        {
+            "kid": row.kid,
+            "status": row.status,
+            "source": row.source,
+            "created_at": row.created_at.isoformat(),
+            "retired_at": row.retired_at.isoformat() if row.retired_at else None,
+            "published": row.kid in published,
+            "live_cards": int(live.get(row.kid, 0)),
+        }
+        for row in SigningKey.objects.all()
+    ]

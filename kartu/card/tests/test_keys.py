@@ -159,3 +159,25 @@ def test_field_key_rotation_moves_the_private_key(db, settings, tmp_path):  # ty
         assert crypto.key_id_of(bytes(row.private_cipher)) == "f9"
     finally:
         crypto.reload_keyring()
+
+
+def test_keys_status_lists_the_card_signing_keys_and_their_live_cards(card):  # type: ignore[no-untyped-def]
+    import json
+
+    def status() -> dict:  # type: ignore[type-arg]
+        out = io.StringIO()
+        call_command("keys", "status", stdout=out)
+        return json.loads(out.getvalue())  # type: ignore[no-any-return]
+
+    before = status()
+    assert before["active_field_key"] and before["people_by_index_key"]  # the registry part
+    [only] = before["card_signing_keys"]
+    assert (only["kid"], only["status"], only["published"], only["live_cards"]) == \
+        (card.kid, "active", True, 1)
+    keys.rotate()
+    after = {k["kid"]: k for k in status()["card_signing_keys"]}
+    assert after[card.kid]["status"] == "retired" and after[card.kid]["published"]
+    assert after[card.kid]["live_cards"] == 1  # its card stays valid until it expires
+    [new] = [k for k in after.values() if k["status"] == "active"]
+    assert new["live_cards"] == 0 and new["source"] == "db"
+    assert "private" not in json.dumps(after)  # no key material in the report

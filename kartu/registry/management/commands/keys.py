@@ -12,7 +12,7 @@ from kartu.registry import keys
 
 
 class Command(BaseCommand):
-    help = "Rotate or inspect the field-encryption and blind-index keys."
+    help = "Rotate or inspect the field-encryption, blind-index and card signing keys."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -24,7 +24,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["action"] == "status":
-            self.stdout.write(json.dumps(keys.status(), indent=2))
+            from kartu.card import keys as card_keys
+
+            state = {**keys.status(), "card_signing_keys": card_keys.status()}
+            self.stdout.write(json.dumps(state, indent=2))
             return
         if opts["card"]:
             from kartu.card import keys as card_keys
