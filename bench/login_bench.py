@@ -8,7 +8,7 @@
    Argon2idOwaspHasher (m=19456 KiB, t=2, p=1). They sign in in turn, so each has one or two
    sessions as a real member would (allauth looks through a member's sessions at every login).
 2. ``kartu web`` (granian) serves it on a free 127.0.0.1 port with ``--workers`` processes, under
-   a settings module that only raises allauth's ``login`` rate limit for the run (everything
+   a settings module that only raises the per-IP sign-in limits for the run (everything
    else is production settings: ALTCHA on, CSRF on, the database cache, sessions, usersessions).
 3. ALTCHA challenges are issued with the server's HMAC key and solved *before* the timed run
    (small maxNumber for the bench: the server's verification costs the same whatever the
@@ -20,6 +20,8 @@
    time: the machine's raw hash rate. Login rate ÷ raw rate is the efficiency (target ≥ 85 %).
 
 Only loopback traffic; every loop is bounded in time. Prints a report (and ``--out FILE``).
+With ``LOGIN_BENCH_DUMP=FILE`` in the environment, the page of a failed login is written to
+FILE, to see why it failed.
 """
 
 from __future__ import annotations
