@@ -6,7 +6,7 @@
 1. A fresh data directory (SQLite, or ``--redis`` for the cache and sessions) is migrated and
    ``--users`` members with verified emails are created, their passwords hashed with kartu's
    Argon2idOwaspHasher (m=19456 KiB, t=2, p=1). They sign in in turn, so each has one or two
-   sessions as a real member would (allauth looks through a member's sessions at every login).
+   sessions as a real member would.
 2. ``kartu web`` (granian) serves it on a free 127.0.0.1 port with ``--workers`` processes, under
    a settings module that only raises the per-IP sign-in limits for the run (everything
    else is production settings: ALTCHA on, CSRF on, the database cache, sessions, usersessions).
