@@ -43,29 +43,25 @@ class LinkForm(forms.Form):
         max_length=24,
         help_text=_("16 angka, seperti di KTP."),
         widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        error_messages={"required": _("NIK wajib diisi.")},
     )
     full_name = forms.CharField(
         label=_("Nama lengkap"), max_length=200,
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
+        error_messages={"required": _("Nama lengkap wajib diisi.")},
     )
-    birth_place = forms.CharField(label=_("Tempat lahir"), max_length=100)
+    birth_place = forms.CharField(
+        label=_("Tempat lahir"), max_length=100,
+        error_messages={"required": _("Tempat lahir wajib diisi.")},
+    )
     birth_date = forms.DateField(
         label=_("Tanggal lahir"),
         widget=forms.DateInput(attrs={"type": "date", "autocomplete": "bday"},
                                format="%Y-%m-%d"),
-        error_messages={"invalid": _("Tanggal lahir tidak valid.")},
+        error_messages={"invalid": _("Tanggal lahir tidak valid."),
+                        "required": _("Tanggal lahir wajib diisi.")},
     )
     altcha = AltchaField()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for name in ("nik", "full_name", "birth_place", "birth_date"):
-            self.fields[name].error_messages["required"] = {
-                "nik": _("NIK wajib diisi."),
-                "full_name": _("Nama lengkap wajib diisi."),
-                "birth_place": _("Tempat lahir wajib diisi."),
-                "birth_date": _("Tanggal lahir wajib diisi."),
-            }[name]
 
 
 class CodeForm(forms.Form):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from allauth.account.decorators import reauthentication_required
 from allauth.usersessions.models import UserSession
@@ -26,6 +26,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from kartu.accounts import linking
 from kartu.accounts.forms import CodeForm, LinkForm
 from kartu.accounts.models import Link
+from kartu.card import render as card_render
+from kartu.card import services as card_services
 from kartu.registry import audit
 from kartu.registry import nik as nik_rules
 from kartu.registry import services as registry
@@ -219,16 +221,6 @@ def link_resend(request: HttpRequest) -> HttpResponse:
 # --- Kartu Digital ------------------------------------------------------------------------------
 
 
-def _card_api() -> Any:
-    """kartu.card (signed QR, PNG/PDF); None while that module is not installed."""
-    try:
-        from kartu.card import render as card_render
-        from kartu.card import services as card_services
-    except ImportError:
-        return None
-    return card_services, card_render
-
-
 def _confirmed_or_redirect(request: HttpRequest) -> Link | HttpResponse:
     link = linking.confirmed_link(_user(request))
     if link is None:
@@ -239,25 +231,22 @@ def _confirmed_or_redirect(request: HttpRequest) -> Link | HttpResponse:
 
 def _render_cards(request: HttpRequest, link: Link, *, reveal: bool = False) -> HttpResponse:
     """One card per membership through the card app's include (``card/_card.html``)."""
-    api = _card_api()
     person = link.person
     memberships = list(person.memberships.order_by("kpj"))
-    cards = []
-    if api is not None:
-        card_services, _render = api
-        for m in memberships:
-            cards.append({
-                "view": card_services.card_view(card_services.current_card(m), reveal_nik=reveal),
-                "png_url": reverse("accounts:card_png", args=[m.pk]),
-                "pdf_url": reverse("accounts:card_pdf", args=[m.pk]),
-                "pdf_id1_url": reverse("accounts:card_pdf", args=[m.pk]) + "?ukuran=id1",
-            })
+    cards = [
+        {
+            "view": card_services.card_view(card_services.current_card(m), reveal_nik=reveal),
+            "png_url": reverse("accounts:card_png", args=[m.pk]),
+            "pdf_url": reverse("accounts:card_pdf", args=[m.pk]),
+            "pdf_id1_url": reverse("accounts:card_pdf", args=[m.pk]) + "?ukuran=id1",
+        }
+        for m in memberships
+    ]
     return render(request, "accounts/card.html", {
         "link": link,
         "person": person,
         "memberships": memberships,
         "cards": cards,
-        "available": api is not None,
         "masked_nik": nik_rules.mask(person.nik),
         "revealed": reveal,
     })
@@ -306,10 +295,6 @@ def _download(body: bytes, content_type: str, filename: str) -> HttpResponse:
 @login_required
 @require_GET
 def card_png(request: HttpRequest, pk: int) -> HttpResponse:
-    api = _card_api()
-    if api is None:
-        raise Http404
-    card_services, card_render = api
     _person, membership = _own_membership(request, pk)
     png = card_render.render_png(card_services.current_card(membership))
     return _download(png, "image/png", f"kartu-{membership.kpj}.png")
@@ -319,13 +304,7 @@ def card_png(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def card_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    api = _card_api()
-    if api is None:
-        raise Http404
-    card_services, card_render = api
-    size = request.GET.get("ukuran", "a4")
-    if size not in ("a4", "id1"):
-        size = "a4"
+    size: Literal["a4", "id1"] = "id1" if request.GET.get("ukuran") == "id1" else "a4"
     _person, membership = _own_membership(request, pk)
     pdf = card_render.render_pdf(card_services.current_card(membership), size=size)
     return _download(pdf, "application/pdf", f"kartu-{membership.kpj}-{size}.pdf")

@@ -90,7 +90,6 @@ def test_a_member_cannot_end_someone_elses_session(member: User) -> None:
 
 
 def test_the_card_page_shows_one_card_per_membership(linked: Client) -> None:
-    pytest.importorskip("kartu.card.services")
     html = linked.get("/akun/kartu/").content.decode()
     assert html.count('class="kartu-card') >= 2
     assert "12345678901" in html and "10987654321" in html
@@ -101,7 +100,6 @@ def test_the_card_page_shows_one_card_per_membership(linked: Client) -> None:
 
 
 def test_card_downloads(linked: Client) -> None:
-    pytest.importorskip("kartu.card.render")
     membership = Person.objects.get(memberships__kpj="12345678901")\
         .memberships.get(kpj="12345678901")
     png = linked.get(f"/akun/kartu/{membership.pk}/kartu.png")
@@ -112,7 +110,6 @@ def test_card_downloads(linked: Client) -> None:
 
 
 def test_someone_elses_card_cannot_be_downloaded(linked: Client) -> None:
-    pytest.importorskip("kartu.card.render")
     rizki = Person.objects.get(memberships__kpj="11122233344").memberships.get()
     assert linked.get(f"/akun/kartu/{rizki.pk}/kartu.png").status_code == 404
 
@@ -120,7 +117,6 @@ def test_someone_elses_card_cannot_be_downloaded(linked: Client) -> None:
 def test_revealing_the_nik_needs_a_recent_password_and_is_audited(
     linked: Client, member: User  # type: ignore[no-untyped-def]
 ) -> None:
-    pytest.importorskip("kartu.card.services")
     from kartu.registry.models import AuditEvent
 
     assert linked.get("/akun/kartu/nik/").status_code == 405
