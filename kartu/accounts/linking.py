@@ -183,6 +183,15 @@ def confirmed_link(user: AbstractBaseUser) -> Link | None:
     )
 
 
+def own_history(
+    user: AbstractBaseUser, person_id: int, limit: int = 100
+) -> list[tuple[AuditEvent, bool]]:
+    """The member's own verification and disclosure history, newest first, each record with
+    whether this account made it (the only thing about the requester a member is told)."""
+    mine = registry.requester_reference(requester_key(user))
+    return [(e, e.requester_ref == mine) for e in audit.for_person(person_id, limit=limit)]
+
+
 def record_nik_reveal(user: AbstractBaseUser, person: Person) -> None:
     """The owner asked to see their full NIK on the card page: audited like a disclosure."""
     with transaction.atomic():

@@ -28,7 +28,6 @@ from kartu.accounts.forms import CodeForm, LinkForm
 from kartu.accounts.models import Link
 from kartu.card import render as card_render
 from kartu.card import services as card_services
-from kartu.registry import audit
 from kartu.registry import nik as nik_rules
 from kartu.registry import services as registry
 from kartu.registry.models import AuditEvent, Membership, Person
@@ -94,11 +93,10 @@ def outcome_label(event: AuditEvent) -> str:
 def history(user: AbstractBaseUser, person_id: int) -> list[HistoryRow]:
     """The member's own disclosure audit: channel, when, outcome. Never who asked (no requester
     reference, no agent name): only whether it was this account."""
-    mine = registry.requester_reference(linking.requester_key(user))
     return [
         HistoryRow(at=e.at, channel=channel_label(e.channel), outcome=outcome_label(e),
-                   by_you=e.requester_ref == mine)
-        for e in audit.for_person(person_id, limit=HISTORY_ROWS)
+                   by_you=by_you)
+        for e, by_you in linking.own_history(user, person_id, limit=HISTORY_ROWS)
     ]
 
 
