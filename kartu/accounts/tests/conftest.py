@@ -65,3 +65,11 @@ def code_from_outbox(to: str) -> str:
             assert match, message.body
             return match.group(1)
     raise AssertionError(f"no mail to {to}")
+
+
+def refused_as_too_many(response) -> bool:  # type: ignore[no-untyped-def]
+    """The sign-in form came back with the "too many attempts" error (kartu's sign-in limits)."""
+    if response.status_code != 200:
+        return False
+    errors = response.context["form"].errors.as_data().get("__all__", [])
+    return any(e.code == "too_many_login_attempts" for e in errors)

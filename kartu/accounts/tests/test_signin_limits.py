@@ -5,16 +5,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from kartu.accounts.tests.conftest import PASSWORD, login, make_member
+from kartu.accounts.tests.conftest import PASSWORD, login, make_member, refused_as_too_many
 
 pytestmark = [pytest.mark.django_db, pytest.mark.backends]
-
-
-def refused_as_too_many(response) -> bool:  # type: ignore[no-untyped-def]
-    if response.status_code != 200:
-        return False
-    form = response.context["form"]
-    return any(e.code == "too_many_login_attempts" for e in form.errors.as_data()["__all__"])
 
 
 def signed_in(response) -> bool:  # type: ignore[no-untyped-def]
