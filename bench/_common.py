@@ -131,6 +131,50 @@ def count_rows(path: Path) -> int:
         return sum(1 for _ in fh) - 1
 
 
+# --- CPU accounting ---------------------------------------------------------------------------
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0.0 when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by this process and its waited-for children (``client``), and by the
+    given other processes (``server``: e.g. the PostgreSQL backend serving the connection),
+    between :meth:`start` and :meth:`stop`. Per-process, so other load on the machine does not
+    count; background database processes (WAL writer, checkpointer) are not included."""
+
+    def __init__(self, server_pids: Sequence[int] = ()) -> None:
+        self.server_pids = list(server_pids)
+        self.client_s = self.server_s = 0.0
+
+    @staticmethod
+    def _client_now() -> float:
+        import resource
+
+        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+            resource.RUSAGE_CHILDREN)
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def start(self) -> CpuMeter:
+        self._c0 = self._client_now()
+        self._s0 = sum(_proc_cpu_s(p) for p in self.server_pids)
+        return self
+
+    def stop(self) -> CpuMeter:
+        self.client_s = self._client_now() - self._c0
+        self.server_s = sum(_proc_cpu_s(p) for p in self.server_pids) - self._s0
+        return self
+
+    def per_item_us(self, n: int) -> tuple[float, float]:
+        return 1e6 * self.client_s / n, 1e6 * self.server_s / n
+
+
 # --- statistics -------------------------------------------------------------------------------
 
 

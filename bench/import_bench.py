@@ -27,6 +27,7 @@ import csv
 import hashlib
 import hmac
 import io
+import os
 import pstats
 import sqlite3
 import sys
@@ -89,6 +90,17 @@ def report(results: list[dict[str, Any]]) -> None:
           c.fmt(r["raw_rps"]), f"{r['import_rps'] / r['raw_rps']:.3f}"] for r in results],
     ))
     print()
+    print("== CPU per row (this process and its reader + the PostgreSQL backend process)")
+    cores = os.cpu_count() or 1
+    rows_ = []
+    for r in results:
+        budget = 1e6 * cores / TARGETS[r["backend"]]
+        for what, (cl, sv) in (("import", r["import_cpu_us"]), ("raw", r["raw_cpu_us"])):
+            rows_.append([r["backend"], what, c.fmt(cl, 1), c.fmt(sv, 1), c.fmt(cl + sv, 1),
+                          c.fmt(budget, 1)])
+    print(c.table(["backend", "run", "client us", "server us", "total us",
+                   f"budget us ({cores} cores at the target)"], rows_))
+    print()
     print("== targets (issue): >= 50,000 rows/s on SQLite, >= 100,000 rows/s on PostgreSQL")
     for r in results:
         target = TARGETS[r["backend"]]
@@ -119,9 +131,12 @@ def child(args: argparse.Namespace) -> None:
 
     print(f"\n-- {backend}: {c.db_version()}, data dir {data_dir}", flush=True)
     c.log(f"{backend}: importing {path.name}")
+    meter = c.CpuMeter(backend_pids()).start()
     started = time.perf_counter()
     first = import_csv(path, progress=False)
     import_s = time.perf_counter() - started
+    meter.stop()
+    import_cpu = meter.per_item_us(first.rows)
     print(f"first import:\n{first.text()}", flush=True)
     people, memberships = Person.objects.count(), Membership.objects.count()
     print(f"registry now holds {people:,} people, {memberships:,} memberships", flush=True)
@@ -138,11 +153,12 @@ def child(args: argparse.Namespace) -> None:
     tuples = build_raw_tuples(path, first.rows, iso=(connection.vendor == "sqlite"))
     c.log(f"{backend}: raw baseline")
     if connection.vendor == "sqlite":
-        raw_s = raw_sqlite(Path(connection.settings_dict["NAME"]), tuples)
+        raw_s, raw_meter = raw_sqlite(Path(connection.settings_dict["NAME"]), tuples)
     else:
-        raw_s = raw_postgres(url or "", tuples)
+        raw_s, raw_meter = raw_postgres(url or "", tuples)
     del tuples
     raw_rps = first.rows / raw_s
+    raw_cpu = raw_meter.per_item_us(first.rows)
     print(f"raw baseline: {first.rows:,} rows in {raw_s:.2f} s ({raw_rps:,.0f} rows/s)",
           flush=True)
 
@@ -159,6 +175,8 @@ def child(args: argparse.Namespace) -> None:
         "reimport_rps": second.rows / reimport_s,
         "raw_s": raw_s,
         "raw_rps": raw_rps,
+        "import_cpu_us": import_cpu,
+        "raw_cpu_us": raw_cpu,
     }
     connection.close()
     if args.profile:
@@ -226,7 +244,18 @@ INDEXES = (
 )
 
 
-def raw_sqlite(db_path: Path, tuples: list[tuple[Any, ...]]) -> float:
+def backend_pids() -> list[int]:
+    """The PostgreSQL backend serving Django's connection (none on SQLite: it is in-process)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        return [int(cur.fetchone()[0])]
+
+
+def raw_sqlite(db_path: Path, tuples: list[tuple[Any, ...]]) -> tuple[float, c.CpuMeter]:
     conn = sqlite3.connect(db_path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -235,21 +264,23 @@ def raw_sqlite(db_path: Path, tuples: list[tuple[Any, ...]]) -> float:
         conn.execute(SCRATCH_SQLITE)
         for ddl in INDEXES:
             conn.execute(ddl)
+        meter = c.CpuMeter().start()
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(f"INSERT INTO bench_raw ({RAW_COLS}) VALUES ({','.join('?' * 12)})",
                          tuples)
         conn.execute("COMMIT")
         elapsed = time.perf_counter() - started
+        meter.stop()
         (n,) = conn.execute("SELECT count(*) FROM bench_raw").fetchone()
         assert n == len(tuples), (n, len(tuples))
         conn.execute("DROP TABLE bench_raw")
-        return elapsed
+        return elapsed, meter
     finally:
         conn.close()
 
 
-def raw_postgres(url: str, tuples: list[tuple[Any, ...]]) -> float:
+def raw_postgres(url: str, tuples: list[tuple[Any, ...]]) -> tuple[float, c.CpuMeter]:
     import psycopg
 
     with psycopg.connect(url.replace("postgres://", "postgresql://", 1)) as conn:
@@ -258,17 +289,20 @@ def raw_postgres(url: str, tuples: list[tuple[Any, ...]]) -> float:
         for ddl in INDEXES:
             conn.execute(ddl)
         conn.commit()
+        (pid,) = conn.execute("SELECT pg_backend_pid()").fetchone()  # type: ignore[misc]
+        meter = c.CpuMeter([pid]).start()
         started = time.perf_counter()
         with conn.cursor() as cur, cur.copy(f"COPY bench_raw ({RAW_COLS}) FROM STDIN") as copy:
             for row in tuples:
                 copy.write_row(row)
         conn.commit()
         elapsed = time.perf_counter() - started
+        meter.stop()
         (n,) = conn.execute("SELECT count(*) FROM bench_raw").fetchone()  # type: ignore[misc]
         assert n == len(tuples), (n, len(tuples))
         conn.execute("DROP TABLE bench_raw")
         conn.commit()
-        return elapsed
+        return elapsed, meter
 
 
 def profile_import(backend: str, path: Path, rows: int) -> None:
