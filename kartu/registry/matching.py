@@ -39,20 +39,24 @@ Names (:func:`normalize_name`)
 (``NOVITASARI`` = ``NOVITA SARI``), and **one typo** (one insertion, deletion, substitution or
 swap of adjacent letters) provided that the recorded name has at least
 :data:`NAME_TYPO_MIN_LETTERS` (10) letters, both names have the same number of words, and the typo
-is inside a single word of at least :data:`NAME_TYPO_MIN_WORD_LETTERS` (5) letters. So "Budi
-Santosa" matches "BUDI SANTOSO" and "Annisa Rahmadani" matches "ANISA RAHMADANI", but "Dewi
-Kurniawan" does not match "DEDI KURNIAWAN" (a different, shorter first name), "Siti Aminah" does
-not match "SITI AMINAH PUTRI" (a missing word) and word order matters.
+is inside a single word of at least :data:`NAME_TYPO_MIN_WORD_LETTERS` (5) letters and leaves
+that word's first and last letters alone (they are what tells Budianto from Rudianto, Susanto
+from Susanti, Putra from Putri, Hasan from Hasna, Dian from Diana) - except the Javanese A/O
+ending of one name (Santosa = Santoso). So "Budi Santosa" matches "BUDI SANTOSO" and "Annisa
+Rahmadani" matches "ANISA RAHMADANI", but "Dewi Kurniawan" does not match "DEDI KURNIAWAN" (a
+different, shorter first name), "Susanti Wibowo" does not match "SUSANTO WIBOWO", "Siti Aminah"
+does not match "SITI AMINAH PUTRI" (a missing word) and word order matters.
 
 Places (:func:`normalize_place`)
 --------------------------------
 Same cleaning, plus the administrative prefixes ``Kota``, ``Kab.``/``Kabupaten``, ``Kotamadya``,
-``Kodya``, ``Adm.``/``Administrasi`` removed from the start ("Kab. Sleman" -> ``SLEMAN``;
-"Jakarta Selatan" stays), old spellings rewritten (not ``CH``, which would turn Aceh into Akeh),
-and a few well-known colloquial names mapped to the official one (:data:`PLACE_ALIASES`: Solo ->
-Surakarta, Jogja -> Yogyakarta, Ujung Pandang -> Makassar). :func:`places_match` ignores spaces
-(``PEMATANG SIANTAR`` = ``PEMATANGSIANTAR``) and accepts one typo when the recorded place has at
-least :data:`PLACE_TYPO_MIN_LETTERS` (4) letters. "Jakarta" does not match "Jakarta Selatan".
+``Kodya``, ``Adm.``/``Administrasi``, ``DKI``, ``Prov.``/``Provinsi`` removed from the start
+("Kab. Sleman" -> ``SLEMAN``; "Jakarta Selatan" stays), old spellings rewritten (not ``CH``,
+which would turn Aceh into Akeh), and a few well-known colloquial names mapped to the official
+one (:data:`PLACE_ALIASES`: Solo -> Surakarta, Jogja -> Yogyakarta, Ujung Pandang -> Makassar).
+:func:`places_match` ignores spaces (``PEMATANG SIANTAR`` = ``PEMATANGSIANTAR``) and accepts one
+typo when the recorded place has at least :data:`PLACE_TYPO_MIN_LETTERS` (5) letters (Pati is
+not Pari). "Jakarta" does not match "Jakarta Selatan".
 
 Speed: everything is precompiled at import; a comparison costs a few microseconds. Nothing is
 cached, so no personal data stays in memory after a call.
@@ -95,7 +99,7 @@ NAME_TYPO_MIN_LETTERS: Final = 10
 #: Minimum letters of the (recorded) word that contains the typo.
 NAME_TYPO_MIN_WORD_LETTERS: Final = 5
 #: Minimum letters in the normalised recorded place before one typo is forgiven.
-PLACE_TYPO_MIN_LETTERS: Final = 4
+PLACE_TYPO_MIN_LETTERS: Final = 5
 
 #: Academic degrees (gelar akademik), as usually written. Dots separate the parts that may be
 #: written with or without dots and spaces. Removed wherever they appear.
@@ -133,7 +137,7 @@ MUHAMMAD_VARIANTS: Final[frozenset[str]] = frozenset(
         "MUHAMMAD", "MUHAMAD", "MUHAMMMAD", "MUHAMMED", "MUHAMED", "MUCHAMMAD", "MUCHAMAD",
         "MUKHAMMAD", "MUKHAMAD", "MOHAMMAD", "MOHAMAD", "MOHAMMED", "MOHAMED", "MOCHAMMAD",
         "MOCHAMAD", "MOCHAMAT", "MOKHAMMAD", "MOKHAMAD", "MOCH", "MOH", "MOHD", "MUH", "MUHD",
-        "MHD", "M",
+        "MHD", "MHMD", "MUHAMMADD", "M",
     }
 )  # fmt: skip
 
@@ -156,7 +160,8 @@ _PLACE_ALIAS_GROUPS: Final[Mapping[str, Iterable[str]]] = {
 
 #: Administrative words removed from the start of a place name.
 PLACE_PREFIXES: Final[frozenset[str]] = frozenset(
-    {"KOTA", "KAB", "KABUPATEN", "KOTAMADYA", "KODYA", "ADM", "ADMINISTRASI", "KOTAADM"}
+    {"KOTA", "KAB", "KABUPATEN", "KOTAMADYA", "KODYA", "ADM", "ADMINISTRASI", "KOTAADM", "DKI",
+     "PROV", "PROVINSI"}
 )
 
 _NAME_RESPELLINGS: Final = (("OE", "U"), ("DJ", "J"), ("TJ", "C"), ("SJ", "SY"), ("CH", "KH"))
@@ -360,10 +365,20 @@ def _normalized_names_match(a: str, b: str) -> bool:
     if len(different) != 1:
         return False
     claimed_word, recorded_word = different[0]
-    return (
-        len(recorded_word) >= NAME_TYPO_MIN_WORD_LETTERS
-        and OSA.distance(claimed_word, recorded_word, score_cutoff=1) <= 1
-    )
+    return len(recorded_word) >= NAME_TYPO_MIN_WORD_LETTERS and _is_typo(claimed_word,
+                                                                          recorded_word)
+
+
+def _is_typo(claimed: str, recorded: str) -> bool:
+    """One typo inside the word, never at its first or last letter: those letters tell
+    different names apart (Budianto / Rudianto; Susanto / Susanti, Putra / Putri, Hasan / Hasna,
+    Dian / Diana). The one exception is the Javanese A/O ending of the same name (Santosa /
+    Santoso, Sutrisna / Sutrisno)."""
+    if claimed[0] != recorded[0]:
+        return False
+    if claimed[-1] != recorded[-1]:
+        return claimed[:-1] == recorded[:-1] and {claimed[-1], recorded[-1]} == {"A", "O"}
+    return OSA.distance(claimed[:-1], recorded[:-1], score_cutoff=1) <= 1
 
 
 def places_match(claimed: str, recorded: str) -> bool:

@@ -190,6 +190,7 @@ def test_remove_titles_keeps_the_rest_of_the_text() -> None:
     [
         ("Siti Khodijah", "SITI KHODIJAH"),
         ("M. Rizki", "MUHAMMAD RIZKI"),
+        ("Mhmd Rizki", "MUHAMMAD RIZKI"),
         ("Moch. Rizki", "MUHAMAD RIZKI"),
         ("Mochammad Rifai, S.Pd.", "MOCHAMMAD RIFAI"),
         ("Hj. Umi Kalsum, S.Pd.", "UMI KALSUM"),
@@ -197,7 +198,8 @@ def test_remove_titles_keeps_the_rest_of_the_text() -> None:
         ("Novitasari", "NOVITA SARI"),
         ("Budi Santosa", "BUDI SANTOSO"),  # one typo in a long name
         ("Annisa Rahmadani", "ANISA RAHMADANI"),  # one extra letter
-        ("Ilham Akbra", "ILHAM AKBAR"),  # adjacent letters swapped
+        ("Ilham Akabr", "ILHAM AKBAR"),  # adjacent letters swapped inside the word
+        ("Sutrisna Wibowo", "SUTRISNO WIBOWO"),  # the Javanese A/O ending of one name
         ("Daniel Pardamean Simatupang", "DANIEL PARDAMEAN SIMATUPNAG"),
         ("Kristian Nalle", "KRISTIAN NALLE"),
     ],
@@ -222,6 +224,17 @@ def test_names_that_match(claimed: str, recorded: str) -> None:
         ("Mulyadi", "MULYONO"),
         ("Sukirno", "SUKARNO"),
         ("Ahmad Mustofa", "MUHAMMAD MUSTOFA"),  # Ahmad is not Muhammad
+        # One letter apart, but different names: the first and the last letter of a word are
+        # never forgiven (apart from the A/O ending).
+        ("Susanti Wibowo", "SUSANTO WIBOWO"),
+        ("Yanti Kusumawati", "YANTO KUSUMAWATI"),
+        ("Hendri Saputra", "HENDRA SAPUTRA"),
+        ("Hasna Abdullah", "HASAN ABDULLAH"),
+        ("Diana Kusumawati", "DIAN KUSUMAWATI"),
+        ("Rahman Hidayat", "RAHMAT HIDAYAT"),
+        ("Budianto Saputra", "RUDIANTO SAPUTRA"),
+        ("Fitria Handayani", "FITRI HANDAYANI"),
+        ("Ilham Akbra", "ILHAM AKBAR"),  # a swap at the end: refused like Hasan / Hasna
         ("", "BUDI"),
         ("Bapak", "BAPAK"),  # nothing left after removing titles
         ("Budi", ""),
@@ -275,7 +288,9 @@ def test_normalize_place(raw: str, normalized: str) -> None:
         ("Purbalinga", "PURBALINGGA"),  # one typo
         ("Blitra", "BLITAR"),  # adjacent swap
         ("Soerabaja", "SURABAYA"),  # old spelling + one letter
-        ("Bima", "BIMO"),  # 4 letters: one typo allowed
+        ("Sumedamg", "SUMEDANG"),  # 8 letters: one typo allowed
+        ("DKI Jakarta", "JAKARTA"),
+        ("Prov. DKI Jakarta", "JAKARTA"),
     ],
 )
 def test_places_that_match(claimed: str, recorded: str) -> None:
@@ -292,7 +307,9 @@ def test_places_that_match(claimed: str, recorded: str) -> None:
         ("Pati", "PALU"),
         ("Malang", "BLITAR"),
         ("Ende", "ENDEH KOTA"),
-        ("Aru", "ARO"),  # under 4 letters: no typo allowance
+        ("Aru", "ARO"),  # under 5 letters: no typo allowance
+        ("Pari", "PATI"),
+        ("Bima", "BIMO"),
         ("", "BLITAR"),
         ("Kota", ""),
     ],
