@@ -91,6 +91,23 @@ def test_malformed_arguments_exit_2_with_an_error(data_dir, args, field):
     assert out["field"] == field and out["error"]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--dob", "1990-08-17"],  # no --nik
+        ["--nik", NIKS[0]],  # no --dob
+        ["--nik", NIKS[0], "--dob", "1990-08-17", "--factors", "sms"],
+        ["--nik", NIKS[0], "--dob", "1990-08-17", "--colour", "red"],
+    ],
+)
+def test_arguments_argparse_refuses_also_answer_one_json_object(data_dir, args):
+    result = kartu(data_dir, "registry", "verify", "--name", "X", "--place", "Y", *args)
+    assert result.returncode == 2
+    out = json.loads(result.stdout)
+    assert out["error"].startswith("arguments: ")
+    assert "usage:" not in result.stderr
+
+
 def test_limited_is_reported(data_dir):
     args = ["registry", "verify", "--name", "Muhammad Rizki", "--place", "Blitar",
             "--dob", "1977-10-09", "--requester", "messenger:limited-sender"]

@@ -23,10 +23,12 @@ Privacy rules built in here, so no door can forget them:
 from __future__ import annotations
 
 import hmac
+import re
 from dataclasses import dataclass
 from datetime import date
 
 from django.db import transaction
+from django.utils import timezone
 
 from kartu.core import crypto
 from kartu.core.phone import InvalidPhone, normalize_phone
@@ -46,6 +48,7 @@ from kartu.registry.models import (
 )
 
 FACTOR_SETS = ("full", "phone")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 STAFF_PREFIXES = ("agent:", "cli:")
 
 
@@ -113,12 +116,18 @@ def parse_claim(
     except nik_rules.InvalidNik as exc:
         raise InvalidClaim("nik", f"NIK: {exc}") from None
     if isinstance(birth_date, str):
+        # Only YYYY-MM-DD: date.fromisoformat also reads 19610928 and 1961-W39-4.
+        text = birth_date.strip()
         try:
-            dob = date.fromisoformat(birth_date.strip())
+            if not _ISO_DATE.fullmatch(text):
+                raise ValueError(text)
+            dob = date.fromisoformat(text)
         except ValueError:
             raise InvalidClaim("birth_date", "date of birth must be YYYY-MM-DD") from None
     else:
         dob = birth_date
+    if dob > timezone.localdate():
+        raise InvalidClaim("birth_date", "date of birth is in the future")
     if factors == "full":
         if not (full_name or "").strip():
             raise InvalidClaim("full_name", "full name is required")

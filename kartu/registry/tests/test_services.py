@@ -174,6 +174,10 @@ def test_phone_factor_set(loaded_registry):
         ({**SITI, "nik": "9974055708900003"}, "nik"),
         ({**SITI, "birth_date": "17-08-1990"}, "birth_date"),
         ({**SITI, "birth_date": "1990-02-30"}, "birth_date"),
+        ({**SITI, "birth_date": "19900817"}, "birth_date"),  # fromisoformat would take these
+        ({**SITI, "birth_date": "1990-W33-5"}, "birth_date"),
+        ({**SITI, "birth_date": "2090-08-17"}, "birth_date"),  # in the future
+        ({**SITI, "birth_date": date(2090, 8, 17)}, "birth_date"),
         ({**SITI, "full_name": "  "}, "full_name"),
         ({**SITI, "birth_place": ""}, "birth_place"),
     ],

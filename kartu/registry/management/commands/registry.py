@@ -5,15 +5,38 @@ from __future__ import annotations
 import json
 import sys
 from argparse import ArgumentParser
-from typing import Any
+from typing import Any, NoReturn
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from kartu.registry import importer, services
 
 
+def _json_argument_error(message: str) -> NoReturn:
+    """``verify``'s answer to arguments argparse cannot take (a missing ``--nik``, an unknown
+    option, ``--factors sms``): the same ``{"error": ...}`` object and exit status 2 as a
+    malformed claim, instead of a usage text on stderr."""
+    sys.stdout.write(json.dumps({"error": f"arguments: {message}"}) + "\n")
+    sys.stdout.flush()
+    sys.exit(2)
+
+
 class Command(BaseCommand):
     help = "Import, export and query the participant registry."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        refuse = parser.error
+
+        def error(message: str) -> NoReturn:
+            # Options no subcommand knows (--colour) are refused here, not by `verify`'s parser.
+            if "verify" in sys.argv[2:3]:
+                _json_argument_error(message)
+            refuse(message)
+            raise SystemExit(2)  # refuse() exits or raises; this line is never reached
+
+        parser.error = error  # type: ignore[method-assign]
+        return parser
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -28,6 +51,8 @@ class Command(BaseCommand):
                          help="add the optional programmes column")
 
         ver = sub.add_parser("verify", help="verify a claimed identity; prints one JSON object")
+        # Scripts read one JSON object from `verify`, also when the arguments are wrong.
+        ver.error = _json_argument_error  # type: ignore[method-assign]
         ver.add_argument("--nik", required=True)
         ver.add_argument("--name", default=None)
         ver.add_argument("--place", default=None)
