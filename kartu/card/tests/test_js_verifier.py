@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import base45
 import cbor2
 import pytest
+from django.utils import timezone
 
 from kartu.card import keys, qr, services
 
@@ -45,6 +48,16 @@ def _node() -> str:
     return node
 
 
+def _run_js(node: str, cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    doc = {"cases": cases, "jwks": keys.jwks(), "revoked": keys.revoked_list(),
+           "issuers": sorted({"http://127.0.0.1:8000"})}
+    proc = subprocess.run([node, "-e", RUNNER, "--", str(VERIFY_JS)], input=json.dumps(doc),
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result: list[dict[str, Any]] = json.loads(proc.stdout)
+    return result
+
+
 def test_js_and_python_agree(membership, card, qr_text, other_signer):  # type: ignore[no-untyped-def]
     node = _node()
     tag = cbor2.loads(base45.b45decode(qr_text[5:]))
@@ -75,12 +88,7 @@ def test_js_and_python_agree(membership, card, qr_text, other_signer):  # type: 
         {"text": "KPJ1:" + "A" * 2000, "now": None},
         {"text": "KPJ1:abc", "now": None},
     ]
-    doc = {"cases": cases, "jwks": keys.jwks(), "revoked": keys.revoked_list(),
-           "issuers": sorted({"http://127.0.0.1:8000"})}
-    proc = subprocess.run([node, "-e", RUNNER, "--", str(VERIFY_JS)], input=json.dumps(doc),
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr
-    got = json.loads(proc.stdout)
+    got = _run_js(node, cases)
     for case, js in zip(cases, got, strict=True):
         py = qr.verify(case["text"], now=case["now"])
         assert (js["status"], js["code"]) == (py.status, py.code), case["text"][:40]
@@ -88,3 +96,37 @@ def test_js_and_python_agree(membership, card, qr_text, other_signer):  # type: 
             assert js["card"] == py.card
     assert got[0]["status"] == "valid" and got[2]["status"] == "revoked"
     assert got[3]["status"] == "expired" and got[4]["code"] == "bad_signature"
+
+
+def test_a_slow_clock_may_lag_iat_by_300_seconds_but_exp_is_strict(membership):  # type: ignore[no-untyped-def]
+    """A card issued a moment ago, checked on a phone whose clock is slow, is still valid.
+
+    Both verifiers allow 300 s between the card's ``iat`` and a verifier's clock that lags the
+    issuer's; a larger gap is a forged date (``future_iat``), and ``exp`` has no leeway at all.
+    """
+    node = _node()
+    now = timezone.now()
+
+    def issued_ahead(seconds: int) -> str:
+        """A card whose iat is ``seconds`` ahead of this machine's clock (the issuer's is ahead)."""
+        return services.qr_text(services.issue_card(membership,
+                                                    now=now + timedelta(seconds=seconds)))
+
+    ahead_100, ahead_1000 = issued_ahead(100), issued_ahead(1000)
+    card = services.issue_card(membership, now=now)
+    text = services.qr_text(card)
+    iat, exp = int(card.issued_at.timestamp()), int(card.expires_at.timestamp())
+    cases: list[dict[str, Any]] = [
+        {"text": ahead_100, "now": None},  # the device clock (now) is 100 s behind the issuer's
+        {"text": ahead_1000, "now": None},
+        {"text": text, "now": iat - 300},
+        {"text": text, "now": iat - 301},
+        {"text": text, "now": exp - 1},
+        {"text": text, "now": exp},
+    ]
+    expected = [("valid", "valid"), ("not_genuine", "future_iat"), ("valid", "valid"),
+                ("not_genuine", "future_iat"), ("valid", "valid"), ("expired", "expired")]
+    got = _run_js(node, cases)
+    for case, js, want in zip(cases, got, expected, strict=True):
+        py = qr.verify(case["text"], now=case["now"])
+        assert (js["status"], js["code"]) == (py.status, py.code) == want, case["now"]

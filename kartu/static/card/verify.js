@@ -3,7 +3,8 @@
  * Same rules as kartu/card/qr.py: "KPJ1:" + Base45(COSE_Sign1), CBOR tag 18, protected header
  * exactly {1: -7, 4: kid(8 bytes)}, empty unprotected header, ES256 signature (WebCrypto ECDSA
  * P-256, raw r||s) over ["Signature1", protected, h'', payload], CWT claims {1 iss, 6 iat,
- * 4 exp, 7 cti(16 bytes), -70001 {v, kpj, n, dob, nik4}}, no time leeway, then revocation.
+ * 4 exp, 7 cti(16 bytes), -70001 {v, kpj, n, dob, nik4}}, the times (iat may be up to
+ * IAT_LEEWAY seconds ahead of a slow device clock; exp is strict), then revocation.
  *
  * KartuVerify.verify(text, {jwks, revoked, issuers, now}) -> Promise<{status, code, card}>
  * where status is "valid" | "expired" | "revoked" | "not_genuine".
@@ -14,6 +15,9 @@
 
   var PREFIX = "KPJ1:";
   var MAX_TEXT = 1024;
+  // A card issued a moment ago, checked on a phone whose clock runs a little slow, has its
+  // iat in the phone's future: allow that much (the same 300 s as qr.py). exp gets none.
+  var IAT_LEEWAY = 300;
   var B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
 
   function Reject(code) { this.code = code; }
@@ -222,7 +226,7 @@
       return { status: "not_genuine", code: "wrong_issuer", card: card };
     }
     var now = opts.now != null ? opts.now : Math.floor(Date.now() / 1000);
-    if (card.iat > now) return { status: "not_genuine", code: "future_iat", card: card };
+    if (card.iat > now + IAT_LEEWAY) return { status: "not_genuine", code: "future_iat", card: card };
     if (now >= card.exp) return { status: "expired", code: "expired", card: card };
     var revoked = (opts.revoked && opts.revoked.revoked) || [];
     if (revoked.indexOf(card.cti) >= 0) return { status: "revoked", code: "revoked", card: card };
