@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from kartu.accounts.models import Link
 from kartu.core import otp
+from kartu.core.ratelimit import Limit
 from kartu.registry import audit
 from kartu.registry import services as registry
 from kartu.registry.models import AuditEvent, Membership, Person
@@ -36,8 +37,39 @@ def requester_key(user: AbstractBaseUser) -> str:
     return f"{CHANNEL}:{user.pk}"
 
 
-def otp_subject(person_id: int) -> str:
+# Codes per claiming account per hour; every account together may send RECIPIENT_LIMIT (3) an
+# hour to one person's contact, as many as one subject could before.
+ACCOUNT_CODE_LIMIT = Limit(2, 3600)
+
+
+def otp_subject(person_id: int, user: AbstractBaseUser) -> str:
+    """The one-time code of a claim belongs to the person *and* the claiming account.
+
+    Keyed by the person alone, a stranger who knows the owner's NIK, name and birth date could
+    void the owner's code, with five wrong tries or simply by claiming again (a new code replaces
+    the old one), and could use up the codes the person may receive in an hour: the owner could
+    not link. Keyed by both, each account's claim has its own code and its own wrong tries, and a
+    code sent for one account's claim cannot confirm another's.
+
+    What reaches the owner's contact stays limited per *person* (``recipient``): at most
+    :data:`kartu.core.otp.RECIPIENT_LIMIT` codes an hour whoever asks, so nobody can flood the
+    owner's inbox or phone by signing up many accounts. One account may send only
+    :data:`ACCOUNT_CODE_LIMIT` of those, so a single stranger's account cannot use up the
+    person's hour by itself and the owner still gets a code (it takes several verified,
+    robot-checked accounts, each within its own verification limit, and a branch visit remains).
+    """
+    return f"person:{person_id}:account:{user.pk}"
+
+
+def otp_recipient(person_id: int) -> str:
     return f"person:{person_id}"
+
+
+def _send_code(user: AbstractBaseUser, person_id: int, email: str, phone: str,
+               language: str) -> otp.Issued:
+    return otp.issue(PURPOSE, otp_subject(person_id, user), email=email, phone=phone,
+                     language=language, recipient=otp_recipient(person_id),
+                     subject_limit=ACCOUNT_CODE_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -122,8 +154,7 @@ def claim(user: AbstractBaseUser, claim: registry.Claim, *, language: str = "id"
                 return _refuse_already_linked(user, person)
         return Outcome("branch")
 
-    issued = otp.issue(PURPOSE, otp_subject(person.pk), email=email, phone=phone,
-                       language=language)
+    issued = _send_code(user, person.pk, email, phone, language)
     if issued.limited or not issued.sent:
         return Outcome("code_limited")
     Link.objects.update_or_create(user=user, defaults={
@@ -139,8 +170,7 @@ def resend(user: AbstractBaseUser, *, language: str = "id") -> Outcome:
     if link is None:
         return Outcome("no_claim")
     person = link.person
-    issued = otp.issue(PURPOSE, otp_subject(person.pk), email=person.email, phone=person.phone,
-                       language=language)
+    issued = _send_code(user, person.pk, person.email, person.phone, language)
     if issued.limited or not issued.sent:
         return Outcome("code_limited")
     Link.objects.filter(pk=link.pk).update(code_sent_to=issued.masked)
@@ -155,7 +185,7 @@ def confirm(user: AbstractBaseUser, code: str) -> Outcome:
         return Outcome("no_claim")
     person = link.person
     key = requester_key(user)
-    if not otp.verify(PURPOSE, otp_subject(person.pk), code):
+    if not otp.verify(PURPOSE, otp_subject(person.pk, user), code):
         with transaction.atomic():
             _audit(user, person, AuditEvent.Action.VERIFY, AuditEvent.Outcome.NOT_VERIFIED,
                    "code_wrong")

@@ -2,6 +2,10 @@
 
 Used by the desk's ``confirm`` disclosure policy and by account linking: the code goes to the
 email or phone *on file in the registry*, so knowing someone's NIK and birth date is not enough.
+
+A code, its wrong tries and its per-hour limit belong to a ``subject``: what the code proves
+control of *for whom* (account linking uses the person and the claiming account). Several
+subjects may send to one contact; ``recipient`` then caps what that contact receives in all.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -24,6 +29,7 @@ from kartu.core.ratelimit import Limit, RateLimiter
 TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 ISSUE_LIMIT = Limit(3, 3600)  # codes per subject per hour
+RECIPIENT_LIMIT = Limit(3, 3600)  # codes per recipient per hour, whichever subject asked
 _limiter = RateLimiter()
 
 
@@ -49,14 +55,36 @@ def mask_phone(number: str) -> str:
     return f"{number[:6]}****{number[-3:]}" if len(number) > 9 else "****"
 
 
+def _allowed(purpose: str, subject: str, recipient: str, subject_limit: Limit) -> bool:
+    """Count one code against its subject's limit and, when it passes, its recipient's.
+
+    The recipient is counted only for codes its subject may send, so one subject hammering its
+    own limit uses up no more of the recipient's budget than its own limit allows. A code the
+    recipient's limit refuses is taken back from the subject's count (nothing was sent)."""
+    now = time.time()
+    if not _limiter.hit("otp-issue", f"{purpose}:{subject}", subject_limit, now).allowed:
+        return False
+    if recipient and not _limiter.hit("otp-recipient", f"{purpose}:{recipient}",
+                                      RECIPIENT_LIMIT, now).allowed:
+        _limiter.undo("otp-issue", f"{purpose}:{subject}", subject_limit, now)
+        return False
+    return True
+
+
 def issue(purpose: str, subject: str, *, email: str = "", phone: str = "",
-          language: str = "id") -> Issued:
-    """Send a new code to ``email`` (preferred) or ``phone``. Older codes stop working."""
+          language: str = "id", recipient: str = "",
+          subject_limit: Limit = ISSUE_LIMIT) -> Issued:
+    """Send a new code to ``email`` (preferred) or ``phone``. Older codes *of this subject* stop
+    working; codes of other subjects are untouched.
+
+    ``subject_limit`` codes per subject per hour. ``recipient`` names whoever receives the code
+    when several subjects send to the same contact (a person's email on file, claimed by several
+    accounts): at most :data:`RECIPIENT_LIMIT` codes reach it per hour, whoever asks."""
     from django.utils import translation
 
     if not (email or phone):
         return Issued(False, "", "")
-    if not _limiter.hit("otp-issue", f"{purpose}:{subject}", ISSUE_LIMIT).allowed:
+    if not _allowed(purpose, subject, recipient, subject_limit):
         return Issued(False, "", "", limited=True)
     code = f"{secrets.randbelow(10**6):06d}"
     destination = "email" if email else "sms"

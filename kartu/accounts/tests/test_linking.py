@@ -132,8 +132,58 @@ def test_a_strangers_unfinished_claim_does_not_lock_the_owner_out(
     assert claim(stranger, SITI).status_code == 302  # pending: the code went to Siti
     link_siti(member_client)  # the owner gets a new code and confirms
     assert Link.objects.get(state="linked").user.email == "budi@contoh.id"
-    # the stranger cannot finish any more: the old code was replaced, the person is taken
+    # the stranger cannot finish any more: the person is taken
     assert stranger.post("/akun/hubungkan/kode/", {"code": "123456"}).status_code == 200
+
+
+def mails_to(address: str) -> int:
+    return sum(address in m.to for m in mail.outbox)
+
+
+def test_a_stranger_cannot_void_the_owners_code(
+    member_client: Client, loaded_registry  # type: ignore[no-untyped-def]
+) -> None:
+    """The code belongs to the person *and* the account: a stranger who knows Siti's details
+    claims after her and types wrong codes until his own is void; hers still works, and the
+    code sent for his claim does not confirm hers (nor hers his)."""
+    assert claim(member_client, SITI).status_code == 302
+    owners_code = code_from_outbox("siti@contoh.id")
+    stranger = Client()
+    stranger.force_login(make_member("penipu@contoh.id"))
+    assert claim(stranger, SITI).status_code == 302  # a second code goes to Siti
+    strangers_code = code_from_outbox("siti@contoh.id")
+    wrong = next(c for c in ("000000", "111111", "222222")
+                 if c not in (owners_code, strangers_code))
+    for _ in range(5):
+        stranger.post("/akun/hubungkan/kode/", {"code": wrong})
+    assert stranger.post("/akun/hubungkan/kode/", {"code": owners_code}).status_code == 200
+    if strangers_code != owners_code:  # two random codes collide once in a million
+        assert member_client.post("/akun/hubungkan/kode/",
+                                  {"code": strangers_code}).status_code == 200
+    done = member_client.post("/akun/hubungkan/kode/", {"code": owners_code})
+    assert done.status_code == 302 and done["Location"] == "/akun/"
+    assert Link.objects.get(state="linked").user.email == "budi@contoh.id"
+
+
+def test_codes_sent_to_one_person_stay_limited_whoever_asks(
+    member_client: Client, loaded_registry  # type: ignore[no-untyped-def]
+) -> None:
+    """One account sends at most two codes an hour; every account together three, so Siti
+    cannot be flooded, and one stranger's account cannot use up her hour by itself."""
+    stranger = Client()
+    stranger.force_login(make_member("penipu@contoh.id"))
+    assert claim(stranger, SITI).status_code == 302
+    stranger.post("/akun/hubungkan/kirim-ulang/")
+    stranger.post("/akun/hubungkan/kirim-ulang/")  # refused: the account's two are used
+    assert mails_to("siti@contoh.id") == 2
+    link_siti(member_client)  # the owner still gets her code and links
+    assert mails_to("siti@contoh.id") == 3
+    third = Client()
+    third.force_login(make_member("lain@contoh.id"))
+    Link.objects.filter(state="linked").delete()  # free the person again
+    response = claim(third, SITI)
+    assert "Terlalu banyak kode" in response.content.decode()
+    assert mails_to("siti@contoh.id") == 3
 
 
 def test_linking_needs_the_robot_check(member_client: Client, loaded_registry) -> None:  # type: ignore[no-untyped-def]
