@@ -18,9 +18,15 @@ set explicitly, ``kid`` in the *protected* header, nothing unprotected). Verific
 and never raises on bad input: size cap, prefix, Base45, CBOR with no trailing bytes, tag 18 with
 four elements, a protected header that re-encodes to the same bytes (no duplicate labels) holding
 exactly alg -7 and an 8-byte kid, an empty unprotected header, a known kid, the signature
-(checked with ``cwt``), then the claims — exact key set and types, an accepted ``iss``, and the
-times against ``now`` with **no leeway** (``cwt.decode``'s own claim checks are not used: they
-read the wall clock and allow 60 s of leeway) — and finally the revocation list.
+(checked with ``cwt``), then the claims — exact key set and types, ``iat`` and ``exp`` integer
+NumericDates within 1..253402300799 (1970 to 9999, so every date can be shown), an accepted
+``iss``, and the times against ``now`` — and finally the revocation list.
+
+Times: ``exp`` is strict (**no leeway**: a card is expired from its ``exp`` second on). ``iat``
+may be up to :data:`IAT_LEEWAY_SECONDS` (300 s) ahead of ``now``, because a card issued a moment
+ago is often checked on a phone whose clock is a little behind; a later ``iat`` is not genuine.
+The browser verifier (``static/card/verify.js``) applies the same 300 s. (``cwt.decode``'s own
+claim checks are not used: they read the wall clock and allow 60 s of leeway on both.)
 """
 
 from __future__ import annotations
@@ -51,6 +57,12 @@ HDR_ALG, HDR_KID = 1, 4
 COSE_SIGN1_TAG: Final = 18
 
 VALID, EXPIRED, REVOKED, NOT_GENUINE = "valid", "expired", "revoked", "not_genuine"
+#: Largest NumericDate accepted for ``iat``/``exp``: 9999-12-31T23:59:59Z, the last second a
+#: ``datetime`` (and so the page showing the expiry date) can hold.
+MAX_NUMERIC_DATE: Final = 253402300799
+#: How far ``iat`` may be ahead of the verifier's clock (clock skew between the issuing server
+#: and the checking device). ``exp`` has no leeway. verify.js mirrors this value.
+IAT_LEEWAY_SECONDS: Final = 300
 
 _cose = COSE.new()
 _DIGITS = {n: re.compile(f"[0-9]{{{n}}}") for n in (4, 11)}
@@ -183,8 +195,13 @@ def _card_from_payload(payload: bytes) -> dict[str, Any]:
                                                 C.CLAIM_CTI))
     if not _text(iss, max_len=200):
         raise _Reject("bad_claims", "iss is not a short text")
-    if not (_is_int(iat) and _is_int(exp) and 0 < iat < exp < 2**40):
-        raise _Reject("bad_claims", "iat and exp are not NumericDates with iat < exp")
+    if not (_is_int(iat) and _is_int(exp)):
+        raise _Reject("bad_claims", "iat and exp are not integer NumericDates")
+    if not (0 < iat <= MAX_NUMERIC_DATE and 0 < exp <= MAX_NUMERIC_DATE):
+        raise _Reject("bad_claims",
+                      f"iat or exp is outside the NumericDate range 1..{MAX_NUMERIC_DATE}")
+    if not iat < exp:
+        raise _Reject("bad_claims", "iat is not before exp")
     if not (isinstance(cti, bytes) and len(cti) == 16):
         raise _Reject("bad_claims", "cti is not 16 bytes")
     card = claims[C.CARD_CLAIM]
@@ -321,7 +338,7 @@ def verify(
         return Verification(NOT_GENUINE, "wrong_issuer",
                             f"issued by {card['iss']!r}, which is not an accepted issuer", card)
     t = _numeric(now)
-    if card["iat"] > t:
+    if card["iat"] > t + IAT_LEEWAY_SECONDS:
         return Verification(NOT_GENUINE, "future_iat", "the card claims to be issued in the future",
                             card)
     if t >= card["exp"]:

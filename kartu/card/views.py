@@ -8,12 +8,13 @@ verifier needs; ``/verifikasi`` checks a card in the browser (WebCrypto, keys ca
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.templatetags.static import static
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET, require_http_methods
@@ -82,6 +83,17 @@ def _page_strings() -> dict[str, Any]:
     }
 
 
+def _expiry_date(result: qr.Verification | None) -> date | None:
+    """The card's expiry as a local date. The verifier only accepts NumericDates up to year
+    9999 UTC, but the last hours of that year are past 9999 in Jakarta: shown as no date then."""
+    if result is None or result.card is None:
+        return None
+    try:
+        return timezone.localtime(datetime.fromtimestamp(result.card["exp"], tz=UTC)).date()
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
 @require_http_methods(["GET", "POST"])
 def verify_page(request: HttpRequest) -> HttpResponse:
     result = None
@@ -94,8 +106,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
         "status_text": STATUS_TEXT.get(result.status) if result else None,
         "reason_text": REASON_TEXT.get(result.code) if result else None,
         "text": text,
-        "card_exp": datetime.fromtimestamp(result.card["exp"], tz=UTC)
-        if result and result.card else None,
+        "card_exp": _expiry_date(result),
         "config": {
             "keysUrl": "/.well-known/kartu/keys.json",
             "revokedUrl": "/.well-known/kartu/revoked.json",

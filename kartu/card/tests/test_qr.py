@@ -138,8 +138,42 @@ def test_expired_with_no_leeway(card, qr_text):  # type: ignore[no-untyped-def]
 
 def test_issued_in_the_future_is_not_genuine(card, qr_text):  # type: ignore[no-untyped-def]
     iat = int(card.issued_at.timestamp())
-    result = qr.verify(qr_text, now=iat - 1)
+    result = qr.verify(qr_text, now=iat - qr.IAT_LEEWAY_SECONDS - 1)
     assert result.status == "not_genuine" and result.code == "future_iat"
+
+
+def test_a_device_clock_a_little_behind_still_accepts_a_new_card(card, qr_text):  # type: ignore[no-untyped-def]
+    """Clock skew: a card issued a moment ago, checked on a phone whose clock is a few seconds
+    (up to 300) behind, is valid; ``exp`` keeps no leeway (see test_expired_with_no_leeway)."""
+    assert qr.IAT_LEEWAY_SECONDS == 300
+    iat = int(card.issued_at.timestamp())
+    for behind in (1, 5, 299, 300):
+        assert qr.verify(qr_text, now=iat - behind).status == "valid", behind
+    assert qr.verify(qr_text, now=iat - 301).code == "future_iat"
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {4: 2**39},  # forged far-future expiry: datetime cannot hold the year
+        {4: qr.MAX_NUMERIC_DATE + 1},
+        {6: -5},
+        {6: 0},
+        {6: qr.MAX_NUMERIC_DATE + 1, 4: qr.MAX_NUMERIC_DATE + 2},
+    ],
+)
+def test_numeric_dates_out_of_range_are_not_genuine(card, other_signer, times):  # type: ignore[no-untyped-def]
+    for signer in (keys.active_signer(), other_signer):
+        result = qr.verify(_signed_with(signer, _payload(times)))
+        assert result.status == "not_genuine" and result.card is None, result
+        assert result.code == ("bad_claims" if signer is not other_signer else "unknown_kid")
+    result = qr.verify(_signed_with(keys.active_signer(), _payload(times)))
+    assert "NumericDate range" in result.reason
+
+
+def test_the_last_numeric_date_is_accepted(card):  # type: ignore[no-untyped-def]
+    result = qr.verify(_signed_with(keys.active_signer(), _payload({4: qr.MAX_NUMERIC_DATE})))
+    assert result.status == "valid", result
 
 
 def test_revoked(card, qr_text):  # type: ignore[no-untyped-def]

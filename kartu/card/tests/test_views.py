@@ -83,3 +83,15 @@ def test_card_include_renders(card):  # type: ignore[no-untyped-def]
         "card": services.card_view(card, reveal_nik=True), "png_url": "/x.png"})
     assert 'data-nik-full="3174055708900003"' in revealed and "data-nik-toggle" in revealed
     assert 'href="/x.png"' in revealed
+
+
+@pytest.mark.parametrize("exp", [2**39, 253402300799])
+def test_verify_page_forgery_with_a_far_future_expiry(client, card, other_signer, exp):  # type: ignore[no-untyped-def]
+    """A QR signed by anyone, with an ``exp`` past what a date can hold (or the last second it
+    can, which is past year 9999 in Jakarta), is "not genuine", never a server error."""
+    from kartu.card.tests.test_qr import _payload, _signed_with
+
+    forged = _signed_with(other_signer, _payload({4: exp}))
+    response = client.post("/verifikasi", {"qr": forged})
+    assert response.status_code == 200
+    assert "kartu-result--not_genuine" in response.content.decode()
