@@ -78,6 +78,49 @@ def test_verify_with_key_files(qr_text, card, membership, tmp_path):  # type: ig
                    str(tmp_path / "revoked.json"))["status"] == "revoked"
 
 
+@pytest.mark.parametrize("length", [255, 256, 300, 4095, 4096, 5000])
+def test_a_long_argument_is_text_not_a_file_name(db, length):  # type: ignore[no-untyped-def]
+    """A name longer than the system allows (ENAMETOOLONG) is simply not a file."""
+    result = _verify("A" * length)
+    assert result == {"valid": False, "status": "not_genuine", "reason": result["reason"],
+                      "card": None}
+    assert _verify("A" * 200 + "/" + "B" * 300)["status"] == "not_genuine"
+
+
+def test_a_forged_far_future_expiry_prints_one_json_object(card, other_signer):  # type: ignore[no-untyped-def]
+    from kartu.card.tests.test_qr import _payload, _signed_with
+
+    for exp in (2**39, 2**60):
+        result = _verify(_signed_with(other_signer, _payload({4: exp})))
+        assert result["status"] == "not_genuine" and result["card"] is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"revoked": 5}',
+        '{"revoked": "abc"}',
+        '{"revoked": ["ok", 5]}',
+        '{"revoked": [null]}',
+        '{"updated": 1}',
+        '["abc"]',
+        "5",
+        "not json",
+        "{",
+        b"\xff\xfe",
+    ],
+)
+def test_a_malformed_revocation_list_is_a_clear_error(qr_text, tmp_path, content):  # type: ignore[no-untyped-def]
+    (tmp_path / "keys.json").write_text(json.dumps(keys.jwks()))
+    revoked = tmp_path / "revoked.json"
+    if isinstance(content, bytes):
+        revoked.write_bytes(content)
+    else:
+        revoked.write_text(content)
+    with pytest.raises(CommandError, match="--revoked"):
+        _verify(qr_text, "--keys", str(tmp_path / "keys.json"), "--revoked", str(revoked))
+
+
 @pytest.mark.parametrize("fmt", ["png", "pdf", "qr"])
 def test_issue(membership, tmp_path, fmt):  # type: ignore[no-untyped-def]
     out = tmp_path / f"card.{fmt}"

@@ -53,6 +53,15 @@ def read_qr_from_image(data: bytes) -> str | None:
     return texts[0] if texts else None
 
 
+def _is_file(name: str) -> bool:
+    """Whether the argument names a file. Text that cannot be a file name (too long for the
+    system, ENAMETOOLONG, or otherwise refused by it) is not one: it is verified as QR text."""
+    try:
+        return Path(name).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def verify_input(data: bytes | str, **checks: Any) -> dict[str, Any]:
     """Verify QR text or an image of a card; the JSON-ready result. ``checks`` go to
     :func:`kartu.card.qr.verify` (``key_lookup``, ``is_revoked``)."""
@@ -113,15 +122,28 @@ class Command(BaseCommand):
 
         try:
             keyset = keyset_from_jwks(json.loads(self._read_file(opts["keys"])))
-            revoked: set[str] = set()
-            if opts["revoked"]:
-                doc = json.loads(self._read_file(opts["revoked"]))
-                revoked = {c for c in doc.get("revoked", []) if isinstance(c, str)}
-        except (ValueError, AttributeError) as exc:
-            raise CommandError(
-                f"--keys/--revoked: not a JSON document of the right shape ({exc})"
-            ) from None
+        except ValueError as exc:
+            raise CommandError(f"--keys: {opts['keys']} is not a JSON document ({exc})") from None
+        revoked: frozenset[str] = frozenset()
+        if opts["revoked"]:
+            revoked = self._revoked(opts["revoked"])
         return {"key_lookup": keyset.get, "is_revoked": revoked.__contains__}
+
+    def _revoked(self, name: str) -> frozenset[str]:
+        """The card ids of a ``revoked.json`` (``{"revoked": [cti, …]}``). Anything else is an
+        error, not an empty list: a verifier that silently ignored its revocation list would
+        call revoked cards valid."""
+        try:
+            doc = json.loads(self._read_file(name))
+        except ValueError as exc:
+            raise CommandError(f"--revoked: {name} is not a JSON document ({exc})") from None
+        entries = doc.get("revoked") if isinstance(doc, dict) else None
+        if not (isinstance(entries, list) and all(isinstance(c, str) for c in entries)):
+            raise CommandError(
+                f'--revoked: {name} is not a revocation list ({{"revoked": [card id, …]}} '
+                "with every card id a string)"
+            )
+        return frozenset(entries)
 
     def _verify(self, opts: dict[str, Any]) -> dict[str, Any]:
         checks = self._checks(opts)
@@ -132,7 +154,7 @@ class Command(BaseCommand):
             stream = getattr(sys.stdin, "buffer", None)
             data = stream.read(MAX_INPUT) if stream is not None else sys.stdin.read(MAX_INPUT)
             return verify_input(data, **checks)
-        if not text.strip().startswith(qr.PREFIX) and len(text) < 4096 and Path(text).is_file():
+        if not text.strip().startswith(qr.PREFIX) and len(text) < 4096 and _is_file(text):
             return verify_input(self._read_file(text), **checks)
         return verify_input(text, **checks)
 
