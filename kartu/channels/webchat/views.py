@@ -1,7 +1,8 @@
 """The public web chat: usable without an account, the same bot and rules as every channel.
 
 Each browser session is one sender (a random id kept in the session). Messages carry a
-client-generated id, so a double submit is stored once. Rate-limited per session and per IP.
+client-generated id, so a double submit is stored once. Rate-limited per session and per client
+IP (the sign-in limits' client IP: the proxy's forwarded address when proxies are trusted).
 
 "Saya bukan robot" (ALTCHA, kartu.accounts.altcha): the first message of a browser session needs
 a solved, never-used challenge; the session then counts as human for an hour (its message limit
@@ -19,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from kartu.accounts import altcha
+from kartu.accounts.signin_limits import client_ip
 from kartu.channels.webchat.adapter import CHANNEL
 from kartu.core.ratelimit import Limit, RateLimiter
 from kartu.desk import services
@@ -81,7 +83,7 @@ def chat(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         text = (request.POST.get("text") or "").strip()
         client_id = (request.POST.get("client_id") or "").strip()[:64] or uuid.uuid4().hex
-        ip = request.META.get("REMOTE_ADDR", "")
+        ip = client_ip(request)  # behind a proxy too (KARTU_TRUSTED_PROXY_COUNT)
         if not text:
             error = _("Tulis pesan Anda terlebih dahulu.")
         elif len(text) > MAX_LENGTH:

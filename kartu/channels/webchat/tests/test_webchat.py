@@ -98,3 +98,26 @@ def test_one_check_per_session(client, loaded_registry):
     second = client.post("/tanya-kpj/", {"text": "halo lagi"}, HTTP_ACCEPT="application/json")
     assert second.status_code == 200
     assert "<altcha-widget" not in client.get("/tanya-kpj/").content.decode()
+
+
+def test_the_ip_limit_counts_the_client_behind_a_trusted_proxy(settings, monkeypatch,
+                                                              loaded_registry):
+    """Behind a proxy every request comes from the proxy's address: with the proxy trusted
+    (KARTU_TRUSTED_PROXY_COUNT), each visitor has its own budget, as for signing in."""
+    from django.test import Client
+
+    from kartu.channels.webchat import views
+    from kartu.core.ratelimit import Limit
+
+    settings.ALLAUTH_TRUSTED_PROXY_COUNT = 1
+    monkeypatch.setattr(views, "IP_LIMIT", Limit(1, 3600))
+
+    def send(forwarded_for: str) -> int:
+        return Client(REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR=forwarded_for).post(
+            "/tanya-kpj/", {"text": "halo", "altcha": solved_payload()},
+            HTTP_ACCEPT="application/json",
+        ).status_code
+
+    assert send("198.51.100.7") == 200
+    assert send("198.51.100.8") == 200  # another visitor through the same proxy
+    assert send("198.51.100.7") == 400  # the first visitor's budget is spent
