@@ -195,9 +195,17 @@ class AltchaWidget(forms.Widget):
 
     def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
         context = super().get_context(name, value, attrs)
-        context["widget"]["challenge_url"] = reverse("accounts:altcha_challenge")
-        context["widget"]["strings"] = widget_strings()
+        widget = context["widget"]
+        widget["challenge_url"] = reverse("accounts:altcha_challenge")
+        widget["strings"] = widget_strings()
+        # The field's aria-describedby / aria-invalid (its error) go on <altcha-widget>, and
+        # a small script hands them on to the checkbox the widget draws inside itself.
+        widget["tied"] = bool(widget["attrs"].get("id")) and any(
+            widget["attrs"].get(k) for k in ("aria-describedby", "aria-invalid"))
         return context
+
+    def use_required_attribute(self, initial: Any) -> bool:
+        return False  # <altcha-widget> is no form control: its own checkbox says it is required
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> str:
         return str(data.get(name) or "")

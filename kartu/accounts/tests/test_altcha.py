@@ -112,6 +112,25 @@ def test_pages_carry_the_self_hosted_widget(client: Client) -> None:
         assert "<noscript>" in page
 
 
+def test_the_error_is_tied_to_the_widget(client: Client) -> None:
+    """The field's aria-invalid and aria-describedby reach <altcha-widget> (and, by its script,
+    the checkbox it draws), naming the error text's id."""
+    page = client.post("/akun/login/", {"login": "x@contoh.id", "password": "x"})
+    html = page.content.decode()
+    widget = re.search(r"<altcha-widget[^>]*>", html)
+    assert widget, html
+    assert 'aria-invalid="true"' in widget.group(0)
+    described = re.search(r'aria-describedby="([^"]+)"', widget.group(0))
+    assert described and 'id="id_altcha"' in widget.group(0)
+    for ref in described.group(1).split():
+        assert f'id="{ref}"' in html
+    error = re.search(rf'id="{described.group(1)}"[^>]*>(.*?)</ul>', html, re.S)
+    assert error and "Saya bukan robot" in error.group(1)
+    assert 'getElementById("id_altcha")' in html  # hands them on to the checkbox
+    fresh = client.get("/akun/login/").content.decode()
+    assert "aria-invalid" not in re.search(r"<altcha-widget[^>]*>", fresh).group(0)  # type: ignore[union-attr]
+
+
 _WORKER = textwrap.dedent("""
     import sys
     import django
