@@ -16,6 +16,7 @@ from kartu.core import crypto
 NIK_AAD = b"kartu:registry.person.nik"
 EMAIL_AAD = b"kartu:registry.person.email"
 PHONE_AAD = b"kartu:registry.person.phone"
+LOCK_NIK_AAD = b"kartu:registry.niklock.nik"
 
 PROGRAMMES = ("JHT", "JKK", "JKM", "JP", "JKP")
 
@@ -99,9 +100,15 @@ class Membership(models.Model):
 
 class NikLock(models.Model):
     """Automated disclosure for a NIK is locked after too many failed attempts, until an agent
-    or the owner clears it. Keyed by blind index, so it also covers NIKs not in the registry."""
+    or the owner clears it. Keyed by blind index, so it also covers NIKs not in the registry.
+
+    The NIK is kept encrypted beside its index so that a blind-index rotation can re-index
+    *every* lock, registered NIK or not: a lock that vanished with the old index key would
+    unlock exactly the unknown NIKs and so tell which NIKs exist. Empty only on rows written
+    before this column existed; a rotation keeps the old index key live while any remains."""
 
     nik_index = models.CharField(max_length=32)
+    nik_cipher = models.BinaryField(null=True, blank=True)
     locked_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -39,6 +39,7 @@ from kartu.registry.lookup import MembershipInfo, Record
 from kartu.registry.lookup import lookup as _lookup
 from kartu.registry.matching import names_match, places_match
 from kartu.registry.models import (
+    LOCK_NIK_AAD,
     NIK_AAD,
     PHONE_AAD,
     AuditEvent,
@@ -265,7 +266,7 @@ def verify_identity(
             assert counting.decision is not None
             failures = counting.decision
         if failures.estimate >= fail_limit.count:
-            _lock(subject, person_id, channel, ref, agent)
+            _lock(subject, claim.nik, person_id, channel, ref, agent)
         return Verification(False, False, reason, (), person_id, audit_id)
 
     infos = tuple(info for _, info in memberships)
@@ -307,8 +308,14 @@ def record_disclosure(
     return audit_id
 
 
-def _lock(subject: str, person_id: int | None, channel: str, ref: str, agent: str) -> None:
-    _, created = NikLock.objects.get_or_create(nik_index=subject)
+def _lock(
+    subject: str, nik: str, person_id: int | None, channel: str, ref: str, agent: str
+) -> None:
+    """Lock ``nik`` (blind index ``subject``), registered or not. The NIK is kept encrypted in
+    the lock so a blind-index rotation can move every lock (see kartu.registry.keys)."""
+    _, created = NikLock.objects.get_or_create(
+        nik_index=subject, defaults={"nik_cipher": crypto.encrypt(nik, LOCK_NIK_AAD)}
+    )
     if created:
         audit.append(
             action=AuditEvent.Action.LOCK,
