@@ -1,33 +1,112 @@
 """Rotating the field-encryption and blind-index keys without downtime.
 
 Field keys: a new key becomes active (new writes use it), every ciphertext made with another key
-is re-encrypted in small transactions, and old keys stay readable in the key file.
+is re-encrypted in small transactions — in *every* encrypted column of the project, listed in
+:func:`encrypted_columns` — and old keys stay readable in the key file. A rotation refuses to
+start while a binary column exists that is not listed there, so a new encrypted column cannot be
+forgotten (and its old key never retired).
 
 Blind-index keys: the new key is added beside the old one; every process re-reads the key file
 within a few seconds and from then on looks NIKs up under *both* keys; each person is re-indexed
-under the new key (with any lock on their NIK); then the old key is removed. A lookup finds the
-person at every moment of the rotation.
+under the new key (their contact digest too, which is keyed from the index key), then every NIK
+lock — registered NIK or not, from the NIK kept encrypted in the lock; then the old key is
+removed and its id recorded as retired (an id never names two keys). A lookup finds the person,
+and the lock check finds the lock, at every moment of the rotation. Locks written before locks
+kept their NIK cannot be moved unless their NIK is in the registry: while any remains the old
+keys stay live (lookups keep trying them), and ``kartu keys rotate --index`` run again after
+they are cleared finishes the same rotation instead of starting another.
+
+The per-NIK failure counters (3 per 24 h) are counted under the active index only and are not
+moved: they are pseudonyms of a blind index, so they cannot be re-keyed, and they expire on
+their own within 48 h. A NIK's count therefore starts again from zero after a rotation (at most
+two extra failed attempts per NIK and rotation); a NIK already *locked* stays locked, because
+the lock is moved.
 
 With keys given through the environment the file cannot be changed by us: put the new key first
 in ``KARTU_FIELD_KEYS`` / ``KARTU_BLIND_INDEX_KEYS`` (old ones after it), restart the processes,
-run ``kartu keys rotate``, then drop the old entries.
+run ``kartu keys rotate``, then drop the old entries (never reuse an old key id).
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
+from typing import Any
 
+from django.apps import apps
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, models, transaction
 
 from kartu.core import crypto
-from kartu.registry.models import EMAIL_AAD, NIK_AAD, PHONE_AAD, NikLock, Person
+from kartu.registry.models import EMAIL_AAD, LOCK_NIK_AAD, NIK_AAD, PHONE_AAD, NikLock, Person
 
-ENCRYPTED_FIELDS = (("nik_cipher", NIK_AAD), ("email_cipher", EMAIL_AAD),
-                    ("phone_cipher", PHONE_AAD))
+
+class RotationError(Exception):
+    """The rotation cannot start (e.g. an encrypted column it does not know)."""
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    model: str  # "app_label.ModelName"
+    field: str
+    aad: bytes
+
+
+def encrypted_columns() -> tuple[EncryptedColumn, ...]:
+    """Every column holding ``crypto.encrypt`` ciphertexts, with its associated data.
+
+    Add a new encrypted column here; :func:`check_columns` refuses a rotation otherwise."""
+    from kartu.card.models import PRIVATE_KEY_AAD, TOKEN_AAD
+    from kartu.desk.models import CONTACT_AAD, EXTRACTED_AAD, STATE_AAD, TEXT_AAD
+
+    return (
+        EncryptedColumn("registry.Person", "nik_cipher", NIK_AAD),
+        EncryptedColumn("registry.Person", "email_cipher", EMAIL_AAD),
+        EncryptedColumn("registry.Person", "phone_cipher", PHONE_AAD),
+        EncryptedColumn("registry.NikLock", "nik_cipher", LOCK_NIK_AAD),
+        EncryptedColumn("card.SigningKey", "private_cipher", PRIVATE_KEY_AAD),
+        EncryptedColumn("card.Card", "token_cipher", TOKEN_AAD),
+        EncryptedColumn("desk.Contact", "address_cipher", CONTACT_AAD),
+        EncryptedColumn("desk.Conversation", "state_cipher", STATE_AAD),
+        EncryptedColumn("desk.Message", "text_cipher", TEXT_AAD),
+        EncryptedColumn("desk.Message", "extracted_cipher", EXTRACTED_AAD),
+    )
+
+
+#: Binary columns that hold no ciphertext.
+PLAIN_BINARY_COLUMNS = frozenset({("card.SigningKey", "public_der")})
+
+
+def check_columns() -> None:
+    """Raise RotationError unless every binary column of every installed model is either listed
+    in :func:`encrypted_columns` or known to be plain, and every listed column exists."""
+    declared = {(c.model, c.field) for c in encrypted_columns()}
+    found = set()
+    for model in apps.get_models():
+        for f in model._meta.concrete_fields:
+            if isinstance(f, models.BinaryField):
+                found.add((model._meta.label, f.name))
+    unknown = sorted(found - declared - PLAIN_BINARY_COLUMNS)
+    missing = sorted(declared - found)
+    if unknown or missing:
+        raise RotationError(
+            "kartu.registry.keys.encrypted_columns() is out of date: "
+            + "; ".join(
+                [f"{m}.{f} is not listed (encrypted? add it)" for m, f in unknown]
+                + [f"{m}.{f} does not exist" for m, f in missing]
+            )
+        )
+
+
+@dataclass
+class Reindexed:
+    people: int = 0
+    locks: int = 0
+    stuck_locks: int = 0  # locks without their NIK whose NIK is not in the registry
 
 
 @dataclass
@@ -35,20 +114,47 @@ class RotationReport:
     field_key: str = ""
     index_key: str = ""
     reencrypted: int = 0
+    reencrypted_by_model: dict[str, int] = dataclass_field(default_factory=dict)
     reindexed: int = 0
+    locks_reindexed: int = 0
+    stuck_locks: int = 0
+    old_index_keys: list[str] = dataclass_field(default_factory=list)  # still live
 
     def text(self) -> str:
-        return (
-            f"active field key {self.field_key}: {self.reencrypted} people re-encrypted; "
-            f"active index key {self.index_key}: {self.reindexed} people re-indexed"
-        )
+        parts = []
+        if self.field_key:
+            parts.append(f"active field key {self.field_key}: {self.reencrypted} rows "
+                         "re-encrypted")
+        if self.index_key:
+            parts.append(f"active index key {self.index_key}: {self.reindexed} people and "
+                         f"{self.locks_reindexed} locks re-indexed")
+        text = "; ".join(parts)
+        if self.stuck_locks:
+            text += (f"; NOT finished: old index keys {', '.join(self.old_index_keys)} stay "
+                     f"live for {self.stuck_locks} locks that predate encrypted lock NIKs")
+        return text
 
 
-def _next_kid(existing: dict[str, object], prefix: str) -> str:
-    n = 1
-    while f"{prefix}{n}" in existing:
-        n += 1
-    return f"{prefix}{n}"
+_KID = re.compile(r"(?P<prefix>[a-z]+)(?P<n>[0-9]+)")
+
+
+def _next_kid(section: dict[str, Any], prefix: str) -> str:
+    """One more than the highest id ever used with ``prefix`` (live or retired): an id is never
+    given to a second key, or a restored backup's rows under the old key would look as if
+    they were made with the new one (unreadable, or unfindable and never re-indexed)."""
+    used = [*section.get("keys", {}), *section.get("retired", [])]
+    numbers = [int(m["n"]) for kid in used
+               if (m := _KID.fullmatch(kid)) and m["prefix"] == prefix]
+    return f"{prefix}{max(numbers, default=0) + 1}"
+
+
+def _retire(section: dict[str, Any], kids: list[str]) -> None:
+    section["retired"] = sorted({*section.get("retired", []), *kids},
+                                key=lambda k: (len(k), k))
+
+
+def _read_keys(path: Path) -> dict[str, dict[str, Any]]:
+    return crypto.read_keys_file(path)
 
 
 def _from_file() -> bool:
@@ -61,90 +167,270 @@ def _wait_for_processes(log: Callable[[str], None]) -> None:
     time.sleep(wait)
 
 
+def _quiet(_: str) -> None:
+    pass
+
+
 def rotate(
     *, field: bool = True, index: bool = True, log: Callable[[str], None] = print,
     batch: int = 1000, wait: bool = True,
 ) -> RotationReport:
+    check_columns()
     path = Path(settings.KARTU_KEYS_FILE)
     report = RotationReport()
     crypto.keyring()  # creates the key file on first use
     if _from_file():
-        data = crypto.read_keys_file(path)
+        data = _read_keys(path)
+        changed = False
         if field:
-            keys = data["field"]["keys"]
-            assert isinstance(keys, dict)
-            kid = _next_kid(keys, "f")
-            keys[kid] = crypto.new_key()
-            data["field"]["active"] = kid
+            section = data["field"]
+            kid = _next_kid(section, "f")
+            section["keys"][kid] = crypto.new_key()
+            section["active"] = kid
+            changed = True
             log(f"new field key {kid} is active")
         if index:
-            keys = data["index"]["keys"]
-            assert isinstance(keys, dict)
-            kid = _next_kid(keys, "i")
-            keys[kid] = crypto.new_key()
-            data["index"]["active"] = kid
-            log(f"new blind-index key {kid} added beside {', '.join(k for k in keys if k != kid)}")
-        crypto.write_keys_file(path, data)
-        if wait:
-            _wait_for_processes(log)
+            section = data["index"]
+            keys = section["keys"]
+            if len(keys) > 1:
+                # The last index rotation did not finish (old locks kept the old keys live):
+                # finish it rather than add yet another live key.
+                log(f"finishing the blind-index rotation to {section['active']} "
+                    f"(still live: {', '.join(k for k in keys if k != section['active'])})")
+            else:
+                kid = _next_kid(section, "i")
+                keys[kid] = crypto.new_key()
+                section["active"] = kid
+                changed = True
+                log(f"new blind-index key {kid} added beside "
+                    f"{', '.join(k for k in keys if k != kid)}")
+        if changed:
+            crypto.write_keys_file(path, data)
+            if wait:
+                _wait_for_processes(log)
     ring = crypto.reload_keyring()
-    report.field_key, report.index_key = ring.active_field, ring.active_index
     if field:
-        report.reencrypted = reencrypt(ring, batch)
+        report.field_key = ring.active_field
+        report.reencrypted_by_model = reencrypt_all(ring, batch, log)
+        report.reencrypted = sum(report.reencrypted_by_model.values())
     if index:
-        report.reindexed = reindex(ring, batch)
-        if _from_file():
-            data = crypto.read_keys_file(path)
-            data["index"]["keys"] = {ring.active_index: data["index"]["keys"][ring.active_index]}  # type: ignore[index]
+        report.index_key = ring.active_index
+        done = reindex(ring, batch, log)
+        report.reindexed, report.locks_reindexed = done.people, done.locks
+        report.stuck_locks = done.stuck_locks
+        old = [k for k in ring.index_keys if k != ring.active_index]
+        if done.stuck_locks and old:
+            report.old_index_keys = old
+            log(f"{done.stuck_locks} NIK locks were written before locks kept their NIK and "
+                "their NIK is not in the registry: they cannot be moved to the new index, so "
+                f"the old blind-index keys {', '.join(old)} stay live (lookups and lock checks "
+                "keep using them). Run `kartu keys rotate --index` again once those locks "
+                "are cleared to finish this rotation.")
+        elif _from_file():
+            data = _read_keys(path)
+            section = data["index"]
+            section["keys"] = {ring.active_index: section["keys"][ring.active_index]}
+            _retire(section, old)
             crypto.write_keys_file(path, data)
             crypto.reload_keyring()
-            log("old blind-index keys removed")
-        elif len(ring.index_keys) > 1:
+            if old:
+                log(f"old blind-index keys removed: {', '.join(old)}")
+        elif old:
             log("done: now remove the old entries from KARTU_BLIND_INDEX_KEYS")
     return report
 
 
-def reencrypt(ring: crypto.Keyring, batch: int = 1000) -> int:
-    """Re-encrypt every person whose ciphertexts use a key other than the active one."""
-    done = 0
-    last = 0
+def _columns_by_model() -> Iterator[tuple[type[models.Model], list[EncryptedColumn]]]:
+    grouped: dict[str, list[EncryptedColumn]] = {}
+    for column in encrypted_columns():
+        grouped.setdefault(column.model, []).append(column)
+    for label, columns in grouped.items():
+        yield apps.get_model(label), columns
+
+
+def reencrypt_all(
+    ring: crypto.Keyring, batch: int = 1000, log: Callable[[str], None] = _quiet
+) -> dict[str, int]:
+    """Re-encrypt every ciphertext of every encrypted column made with a key other than the
+    active one. Returns the rows changed per model."""
+    return {model._meta.label: reencrypt(ring, batch, log, model=model, columns=columns)
+            for model, columns in _columns_by_model()}
+
+
+def reencrypt(
+    ring: crypto.Keyring, batch: int = 1000, log: Callable[[str], None] = _quiet, *,
+    model: type[models.Model] = Person, columns: list[EncryptedColumn] | None = None,
+) -> int:
+    """Re-encrypt the rows of ``model`` (default: people) whose ciphertexts use a key other
+    than the active one; returns how many rows changed.
+
+    Online: rows are read in primary-key order, ``batch`` at a time, and each row is written
+    with a compare-and-swap (``UPDATE … WHERE pk = … AND column = <the ciphertext read>``), so
+    a row written meanwhile by the application is never overwritten with its older value; such
+    a row is read again afterwards. Idempotent: a row already under the active key is left
+    alone, so an interrupted rotation is finished by running it again."""
+    label = model._meta.label
+    if columns is None:
+        columns = [c for c in encrypted_columns() if c.model == label]
+    names = [c.field for c in columns]
+    manager = model._base_manager
+    changed = checked = 0
+    last: Any = None
+    started = reported = time.monotonic()
+    retry: list[Any] = []
     while True:
-        people = list(Person.objects.filter(pk__gt=last).order_by("pk")
-                      .only("pk", *(f for f, _ in ENCRYPTED_FIELDS))[:batch])
-        if not people:
-            return done
-        with transaction.atomic():
-            for person in people:
-                changed = []
-                for name, aad in ENCRYPTED_FIELDS:
-                    blob = getattr(person, name)
-                    if blob and crypto.key_id_of(blob) != ring.active_field:
-                        setattr(person, name, crypto.encrypt(crypto.decrypt(blob, aad, ring),
-                                                             aad, ring))
-                        changed.append(name)
-                if changed:
-                    person.save(update_fields=changed)
-                    done += 1
-        last = people[-1].pk
+        rows_qs = manager.order_by("pk")
+        if last is not None:
+            rows_qs = rows_qs.filter(pk__gt=last)
+        rows = list(rows_qs.values_list("pk", *names)[:batch])
+        if not rows:
+            break
+        changed += _reencrypt_rows(manager, rows, columns, ring, retry)
+        checked += len(rows)
+        last = rows[-1][0]
+        if time.monotonic() - reported >= 5:
+            reported = time.monotonic()
+            log(f"{label}: {checked} rows checked, {changed} re-encrypted …")
+    for _ in range(10):  # rows written while we read them: read them again
+        if not retry:
+            break
+        pks, retry = retry, []
+        for i in range(0, len(pks), batch):
+            rows = list(manager.filter(pk__in=pks[i:i + batch]).values_list("pk", *names))
+            changed += _reencrypt_rows(manager, rows, columns, ring, retry)
+    if retry:
+        raise RotationError(f"{label}: {len(retry)} rows kept changing during re-encryption; "
+                            "run the rotation again")
+    if checked:
+        log(f"{label}: {checked} rows checked, {changed} re-encrypted "
+            f"({time.monotonic() - started:.1f} s)")
+    return changed
 
 
-def reindex(ring: crypto.Keyring, batch: int = 1000) -> int:
-    """Move every person (and the lock on their NIK) to the active blind-index key."""
+def _reencrypt_rows(
+    manager: models.Manager[Any], rows: list[tuple[Any, ...]], columns: list[EncryptedColumn],
+    ring: crypto.Keyring, retry: list[Any],
+) -> int:
+    changed = 0
+    with transaction.atomic():
+        for pk, *blobs in rows:
+            old: dict[str, bytes] = {}
+            new: dict[str, bytes] = {}
+            for column, blob in zip(columns, blobs, strict=True):
+                if not blob:
+                    continue
+                blob = bytes(blob)
+                if crypto.key_id_of(blob) != ring.active_field:
+                    old[column.field] = blob
+                    new[column.field] = crypto.encrypt(
+                        crypto.decrypt(blob, column.aad, ring), column.aad, ring)
+            if new:
+                if manager.filter(pk=pk, **old).update(**new):
+                    changed += 1
+                else:
+                    retry.append(pk)
+    return changed
+
+
+def reindex(
+    ring: crypto.Keyring, batch: int = 1000, log: Callable[[str], None] = _quiet
+) -> Reindexed:
+    """Move every person (with their contact digest) and every NIK lock to the active
+    blind-index key. Locks go first (a lock written before locks kept their NIK is matched to
+    its person while the person is still under the old index) and once more at the end (any
+    written under the old key meanwhile)."""
+    done = Reindexed()
+    done.locks += _reindex_locks(ring, batch).locks
+    done.people = _reindex_people(ring, batch, log)
+    last = _reindex_locks(ring, batch)
+    done.locks += last.locks
+    done.stuck_locks = last.stuck_locks
+    return done
+
+
+def _contact_key(ring: crypto.Keyring) -> bytes:
+    from kartu.registry.importer.rows import COLUMNS, RowParser
+
+    # The importer's own derivation, so the two cannot drift apart.
+    return RowParser(list(COLUMNS), ring).contact_key
+
+
+def _reindex_people(ring: crypto.Keyring, batch: int, log: Callable[[str], None]) -> int:
+    """The importer tells an unchanged contact by its digest, keyed from the index key: it is
+    recomputed here too, or the next import of an unchanged file would rewrite every person."""
+    from kartu.registry.importer.rows import _contact_digest
+
+    contact_key = _contact_key(ring)
     done = 0
+    stalled = 0
+    reported = time.monotonic()
     while True:
         people = list(Person.objects.exclude(nik_index_kid=ring.active_index)
-                      .only("pk", "nik_index", "nik_cipher")[:batch])
+                      .values_list("pk", "nik_cipher", "email_cipher", "phone_cipher")[:batch])
         if not people:
             return done
+        moved = 0
         with transaction.atomic():
-            for person in people:
-                nik = crypto.decrypt(person.nik_cipher, NIK_AAD, ring)
-                new_index = crypto.blind_index(nik, ring.active_index, ring)
-                NikLock.objects.filter(nik_index=person.nik_index).update(nik_index=new_index)
-                Person.objects.filter(pk=person.pk).update(
-                    nik_index=new_index, nik_index_kid=ring.active_index
+            for pk, nik_c, email_c, phone_c in people:
+                nik = crypto.decrypt(nik_c, NIK_AAD, ring)
+                email = crypto.decrypt(email_c, EMAIL_AAD, ring) if email_c else ""
+                phone = crypto.decrypt(phone_c, PHONE_AAD, ring) if phone_c else ""
+                # Compare-and-swap on the contact: a person updated meanwhile by an import
+                # stays under the old key and is read again by the next round.
+                moved += Person.objects.filter(
+                    pk=pk, email_cipher=None if email_c is None else bytes(email_c),
+                    phone_cipher=None if phone_c is None else bytes(phone_c),
+                ).update(
+                    nik_index=crypto.blind_index(nik, ring.active_index, ring),
+                    nik_index_kid=ring.active_index,
+                    contact_digest=_contact_digest(email, phone, contact_key),
                 )
-                done += 1
+        done += moved
+        stalled = 0 if moved else stalled + 1
+        if stalled >= 10:
+            raise RotationError("registry.Person: people kept changing during re-indexing; "
+                                "run the rotation again")
+        if time.monotonic() - reported >= 5:
+            reported = time.monotonic()
+            log(f"registry.Person: {done} people re-indexed …")
+
+
+def _reindex_locks(ring: crypto.Keyring, batch: int) -> Reindexed:
+    done = Reindexed()
+    last = 0
+    while True:
+        locks = list(NikLock.objects.filter(pk__gt=last).order_by("pk")
+                     .values_list("pk", "nik_index", "nik_cipher")[:batch])
+        if not locks:
+            return done
+        last = locks[-1][0]
+        legacy = [index for _, index, blob in locks if not blob]
+        # A lock without its NIK takes it from the person under the same index, if any.
+        people = dict(Person.objects.filter(nik_index__in=legacy)
+                      .values_list("nik_index", "nik_cipher")) if legacy else {}
+        with transaction.atomic():
+            for pk, index, blob in locks:
+                update: dict[str, object] = {}
+                if blob:
+                    nik = crypto.decrypt(blob, LOCK_NIK_AAD, ring)
+                elif index in people:
+                    nik = crypto.decrypt(people[index], NIK_AAD, ring)
+                    update["nik_cipher"] = crypto.encrypt(nik, LOCK_NIK_AAD, ring)
+                else:
+                    done.stuck_locks += 1
+                    continue
+                new_index = crypto.blind_index(nik, ring.active_index, ring)
+                if new_index != index:
+                    update["nik_index"] = new_index
+                if not update:
+                    continue
+                try:
+                    with transaction.atomic():
+                        NikLock.objects.filter(pk=pk).update(**update)
+                except IntegrityError:
+                    # Locked again under the new index meanwhile: that lock is the one kept.
+                    NikLock.objects.filter(pk=pk).delete()
+                done.locks += 1
 
 
 def status() -> dict[str, object]:
@@ -159,4 +445,5 @@ def status() -> dict[str, object]:
         "index_keys": list(ring.index_keys),
         "active_index_key": ring.active_index,
         "people_by_index_key": by_index,
+        "locks_without_nik": NikLock.objects.filter(nik_cipher__isnull=True).count(),
     }

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime
 
 import pytest
+from django.apps import apps
+from django.core.management import CommandError, call_command
+from django.db.models import BinaryField
 
 from kartu.core import crypto
 from kartu.registry import keys, services
-from kartu.registry.models import NIK_AAD, NikLock, Person
+from kartu.registry.importer import import_csv
+from kartu.registry.models import LOCK_NIK_AAD, NIK_AAD, NikLock, Person
 
 pytestmark = [pytest.mark.django_db, pytest.mark.backends]
 
@@ -40,7 +45,8 @@ def test_rotation_moves_every_row_to_the_new_keys(own_keys_file, loaded_registry
     ring = crypto.keyring()
     assert ring.active_field != old_ring.active_field
     assert list(ring.index_keys) == [ring.active_index] != [old_ring.active_index]
-    assert report.reencrypted == 2 and report.reindexed == 2
+    assert report.reencrypted_by_model["registry.Person"] == 2 and report.reindexed == 2
+    assert report.locks_reindexed == 1 and not report.stuck_locks
     for person in Person.objects.all():
         assert crypto.key_id_of(person.nik_cipher) == ring.active_field
         assert person.nik_index == crypto.blind_index(crypto.decrypt(person.nik_cipher, NIK_AAD))
@@ -60,3 +66,190 @@ def test_lookups_work_in_the_middle_of_an_index_rotation(own_keys_file, loaded_r
     assert services.verify_identity(services.parse_claim(**SITI), "x:1").verified
     keys.reindex(crypto.keyring())
     assert services.verify_identity(services.parse_claim(**SITI), "x:2").verified
+
+
+UNKNOWN = dict(SITI, nik="3174055708900004")  # well-formed, not in the registry
+
+
+def fail_three_times(claim_fields: dict[str, str], requester: str) -> None:
+    for i in range(3):
+        services.verify_identity(services.parse_claim(**{**claim_fields, "birth_place": "Medan"}),
+                                 f"{requester}:{i}")
+
+
+def add_index_key(path, kid: str = "i9") -> None:
+    """The first half of an index rotation: a new active key beside the old one."""
+    data = crypto.read_keys_file(path)
+    data["index"]["keys"][kid] = crypto.new_key()  # type: ignore[index]
+    data["index"]["active"] = kid
+    crypto.write_keys_file(path, data)
+    crypto.reload_keyring()
+
+
+def test_an_index_rotation_keeps_every_lock_known_nik_or_not(own_keys_file, loaded_registry):
+    fail_three_times(SITI, "x")
+    fail_three_times(UNKNOWN, "y")
+    assert NikLock.objects.count() == 2
+    assert all(lock.nik_cipher for lock in NikLock.objects.all())
+    keys.rotate(field=False, log=lambda _: None, wait=False)
+    assert len(crypto.keyring().index_keys) == 1  # the old index key is gone
+    # both stay locked: a rotation does not tell an unknown NIK from a known one
+    assert services.is_locked(SITI["nik"]) and services.is_locked(UNKNOWN["nik"])
+    for fields in (SITI, UNKNOWN):
+        result = services.verify_identity(services.parse_claim(**fields), "z:1")
+        assert (result.verified, result.reason) == (False, "nik_locked")
+
+
+def test_a_lock_is_checked_under_every_live_index_key(own_keys_file, loaded_registry):
+    fail_three_times(UNKNOWN, "y")
+    add_index_key(own_keys_file)  # the lock is still under the old key, not re-indexed yet
+    assert services.is_locked(UNKNOWN["nik"])
+    result = services.verify_identity(services.parse_claim(**UNKNOWN), "z:1")
+    assert result.reason == "nik_locked"
+
+
+def test_old_locks_without_their_nik_keep_the_old_index_key_live(
+    own_keys_file, loaded_registry, monkeypatch, capsys
+):
+    # Locks written before the NIK was kept in them: one on a registered NIK, one not.
+    ring = crypto.keyring()
+    old_kid = ring.active_index
+    NikLock.objects.create(nik_index=crypto.blind_index(SITI["nik"]))
+    NikLock.objects.create(nik_index=crypto.blind_index(UNKNOWN["nik"]))
+    monkeypatch.setattr(keys, "_wait_for_processes", lambda log: None)
+    with pytest.raises(CommandError, match="not finished"):
+        call_command("keys", "rotate", "--index")
+    out = capsys.readouterr().out
+    assert "cannot be moved to the new index" in out and old_kid in out
+    ring = crypto.keyring()
+    assert old_kid in ring.index_keys and ring.active_index != old_kid  # old key still live
+    # the registered NIK's lock took its NIK from the person and moved
+    siti_lock = NikLock.objects.get(nik_index=crypto.blind_index(SITI["nik"], ring.active_index))
+    assert crypto.decrypt(siti_lock.nik_cipher, LOCK_NIK_AAD) == SITI["nik"]
+    assert services.is_locked(SITI["nik"]) and services.is_locked(UNKNOWN["nik"])
+    # once the old lock is cleared, running the rotation again finishes it (no further key)
+    new_kid = ring.active_index
+    services.clear_nik_lock(UNKNOWN["nik"], by="agent:a")
+    report = keys.rotate(field=False, log=lambda _: None, wait=False)
+    assert not report.stuck_locks
+    assert list(crypto.keyring().index_keys) == [new_kid]
+    assert services.is_locked(SITI["nik"])
+
+
+def test_a_rotation_refreshes_the_contact_digest(own_keys_file, registry_csv):
+    import_csv(registry_csv, progress=False)
+    keys.rotate(field=False, log=lambda _: None, wait=False)
+    before = list(Person.objects.order_by("pk").values_list("pk", "email_cipher", "updated_at"))
+    again = import_csv(registry_csv, progress=False)
+    assert (again.people_added, again.people_updated) == (0, 0)
+    after = list(Person.objects.order_by("pk").values_list("pk", "email_cipher", "updated_at"))
+    assert after == before
+
+
+def test_key_ids_are_never_reused(own_keys_file, loaded_registry):
+    assert keys._next_kid({"keys": {"i2": ""}, "retired": ["i1", "i7"]}, "i") == "i8"
+    assert keys._next_kid({"keys": {"i2": "", "x10": ""}}, "i") == "i3"
+    start = int(crypto.keyring().active_index[1:])
+    seen = {crypto.keyring().active_index}
+    for _ in range(3):
+        keys.rotate(field=False, log=lambda _: None, wait=False)
+        kid = crypto.keyring().active_index
+        assert kid not in seen
+        seen.add(kid)
+    assert crypto.keyring().active_index == f"i{start + 3}"
+    retired = crypto.read_keys_file(own_keys_file)["index"]["retired"]
+    assert retired == [f"i{n}" for n in range(start, start + 3)]
+
+
+def _make_every_kind_of_ciphertext() -> None:
+    """At least one row in every encrypted column of the project."""
+    from kartu.card import keys as card_keys
+    from kartu.card import services as cards
+    from kartu.desk import services as desk
+    from kartu.registry.models import Membership
+
+    fail_three_times(UNKNOWN, "y")  # a NIK lock
+    card_keys.reset_cache()
+    cards.current_card(Membership.objects.get(kpj="10987654321"))  # a card and a signing key
+    message = desk.receive(desk.Inbound("email", "siti@contoh.id", "<m1@contoh.id>", "halo",
+                                        datetime(2025, 1, 1, tzinfo=UTC)), enqueue=False)
+    assert message is not None
+    message.extracted = {"nik": SITI["nik"]}
+    message.save()
+    conversation = message.conversation
+    conversation.state = {"nik": SITI["nik"]}
+    conversation.save()
+
+
+def _key_ids_in_use() -> dict[str, set[str]]:
+    """Field key ids found in every ``*_cipher`` column of every model (found independently of
+    the rotation's own list)."""
+    used: dict[str, set[str]] = {}
+    for model in apps.get_models():
+        for f in model._meta.concrete_fields:
+            if isinstance(f, BinaryField) and f.name.endswith("_cipher"):
+                blobs = model._base_manager.exclude(**{f"{f.name}__isnull": True}) \
+                    .values_list(f.name, flat=True)
+                used[f"{model._meta.label}.{f.name}"] = {crypto.key_id_of(b) for b in blobs if b}
+    return used
+
+
+def test_a_field_rotation_reencrypts_every_encrypted_column(own_keys_file, loaded_registry):
+    from kartu.card import keys as card_keys
+
+    _make_every_kind_of_ciphertext()
+    old = crypto.keyring().active_field
+    before = _key_ids_in_use()
+    assert all(kids == {old} for kids in before.values()), before  # every column has rows
+    lines: list[str] = []
+    report = keys.rotate(index=False, log=lines.append, wait=False)
+    new = crypto.keyring().active_field
+    assert new != old
+    assert _key_ids_in_use() == {name: {new} for name in before}
+    assert report.reencrypted_by_model["desk.Message"] == 1
+    assert any(line.startswith("desk.Message: 1 rows checked") for line in lines)
+    # idempotent: a second pass finds nothing to do
+    assert sum(keys.reencrypt_all(crypto.keyring()).values()) == 0
+    card_keys.reset_cache()
+
+
+def test_reencryption_does_not_overwrite_a_row_written_meanwhile(own_keys_file, loaded_registry,
+                                                                 monkeypatch):
+    _make_every_kind_of_ciphertext()
+    from kartu.desk.models import Message
+
+    message = Message.objects.get()
+    add_field_key(own_keys_file)
+    real_encrypt = crypto.encrypt
+    wrote = []
+
+    def encrypt_while_the_bot_writes(plaintext, aad, ring=None):  # type: ignore[no-untyped-def]
+        if aad == b"kartu:desk.message.text" and not wrote:
+            wrote.append(1)
+            Message.objects.filter(pk=message.pk).update(
+                text_cipher=real_encrypt("diubah", aad))
+        return real_encrypt(plaintext, aad, ring)
+
+    monkeypatch.setattr(crypto, "encrypt", encrypt_while_the_bot_writes)
+    keys.reencrypt_all(crypto.keyring())
+    message.refresh_from_db()
+    assert message.text == "diubah"
+    assert crypto.key_id_of(message.text_cipher) == crypto.keyring().active_field
+
+
+def add_field_key(path, kid: str = "f9") -> None:
+    data = crypto.read_keys_file(path)
+    data["field"]["keys"][kid] = crypto.new_key()  # type: ignore[index]
+    data["field"]["active"] = kid
+    crypto.write_keys_file(path, data)
+    crypto.reload_keyring()
+
+
+def test_a_rotation_refuses_to_start_with_an_unlisted_binary_column(own_keys_file, monkeypatch):
+    listed = keys.encrypted_columns()
+    monkeypatch.setattr(keys, "encrypted_columns",
+                        lambda: tuple(c for c in listed if c.model != "desk.Message"))
+    before = crypto.read_keys_file(own_keys_file)
+    with pytest.raises(keys.RotationError, match=r"desk\.Message\.text_cipher is not listed"):
+        keys.rotate(log=lambda _: None, wait=False)
+    assert crypto.read_keys_file(own_keys_file) == before  # no key was added

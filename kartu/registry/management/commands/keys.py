@@ -41,7 +41,16 @@ class Command(BaseCommand):
             if not (opts["field"] or opts["index"]):
                 return
         both = not (opts["field"] or opts["index"])
-        report = keys.rotate(
-            field=both or opts["field"], index=both or opts["index"], log=self.stdout.write
-        )
+        try:
+            report = keys.rotate(
+                field=both or opts["field"], index=both or opts["index"], log=self.stdout.write
+            )
+        except keys.RotationError as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(report.text())
+        if report.stuck_locks:
+            # Not an error (every lookup and lock check works), but not done either.
+            raise CommandError(
+                f"blind-index rotation not finished: {report.stuck_locks} old NIK locks keep "
+                f"{', '.join(report.old_index_keys)} live"
+            )
