@@ -32,6 +32,7 @@ IP_LIMIT = Limit(120, 3600)
 _limiter = RateLimiter()
 HUMAN_SECONDS = 3600
 HUMAN_KEY = "webchat_human_until"
+ERROR_ID = "chat-error"  # the error text's id, named by the field it is about (aria-describedby)
 
 
 def _is_human(request: HttpRequest) -> bool:
@@ -79,17 +80,20 @@ def _messages(request: HttpRequest) -> list[dict[str, str]]:
 
 @require_http_methods(["GET", "POST"])
 def chat(request: HttpRequest) -> HttpResponse:
-    error = ""
+    # the error, and what it is about: "text", "altcha" (marked invalid and described by it),
+    # or "" (too many messages: nothing to correct)
+    error, invalid = "", ""
     if request.method == "POST":
         text = (request.POST.get("text") or "").strip()
         client_id = (request.POST.get("client_id") or "").strip()[:64] or uuid.uuid4().hex
         ip = client_ip(request)  # behind a proxy too (KARTU_TRUSTED_PROXY_COUNT)
         if not text:
-            error = _("Tulis pesan Anda terlebih dahulu.")
+            error, invalid = _("Tulis pesan Anda terlebih dahulu."), "text"
         elif len(text) > MAX_LENGTH:
             error = _("Pesan terlalu panjang (paling banyak %(n)s karakter).") % {"n": MAX_LENGTH}
+            invalid = "text"
         elif robot_error := _robot_check(request):
-            error = robot_error
+            error, invalid = robot_error, "altcha"
         elif not (_limiter.hit("webchat-session", _sender(request), SESSION_LIMIT).allowed
                   and _limiter.hit("webchat-ip", ip, IP_LIMIT).allowed):
             error = _("Terlalu banyak pesan. Silakan coba lagi nanti.")
@@ -98,16 +102,21 @@ def chat(request: HttpRequest) -> HttpResponse:
             services.receive(services.Inbound(CHANNEL, sender, f"{sender}:{client_id}", text))
         if request.headers.get("Accept") == "application/json":
             status = 400 if error else 200
-            return JsonResponse({"ok": not error, "error": error, "altcha": not _is_human(request),
+            return JsonResponse({"ok": not error, "error": error, "field": invalid,
+                                 "altcha": not _is_human(request),
                                  "messages": _messages(request)}, status=status)
         if not error:
             return redirect("webchat:chat")
     _sender(request)
+    robot_check = None
+    if not _is_human(request):
+        robot_check = altcha.AltchaForm()["altcha"].as_widget(attrs=(
+            {"aria-invalid": "true", "aria-describedby": ERROR_ID} if invalid == "altcha" else {}
+        ))
     return render(request, "webchat/chat.html", {
-        "messages_list": _messages(request), "error": error, "client_id": uuid.uuid4().hex,
-        "max_length": MAX_LENGTH,
-        "robot_check": None if _is_human(request) else altcha.AltchaForm()["altcha"],
-        "text": (request.POST.get("text") or "") if error else "",
+        "messages_list": _messages(request), "error": error, "invalid": invalid,
+        "error_id": ERROR_ID, "client_id": uuid.uuid4().hex, "max_length": MAX_LENGTH,
+        "robot_check": robot_check, "text": (request.POST.get("text") or "") if error else "",
     })
 
 

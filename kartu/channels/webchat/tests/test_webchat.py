@@ -121,3 +121,33 @@ def test_the_ip_limit_counts_the_client_behind_a_trusted_proxy(settings, monkeyp
     assert send("198.51.100.7") == 200
     assert send("198.51.100.8") == 200  # another visitor through the same proxy
     assert send("198.51.100.7") == 400  # the first visitor's budget is spent
+
+
+def _tag(html: str, start: str) -> str:
+    import re
+
+    match = re.search(rf"<{start}[^>]*>", html)
+    assert match, html
+    return match.group(0)
+
+
+def test_the_error_is_tied_to_what_it_is_about(client, loaded_registry):
+    page = client.get("/tanya-kpj/").content.decode()
+    assert "<title>Tanya nomor KPJ · kartu</title>" in page
+    assert "aria-describedby" not in _tag(page, "textarea")
+
+    empty = client.post("/tanya-kpj/", {"text": "  ", "altcha": solved_payload()})
+    html = empty.content.decode()
+    textarea = _tag(html, "textarea")
+    assert 'aria-describedby="chat-error"' in textarea and 'aria-invalid="true"' in textarea
+    assert 'id="chat-error" class="error" role="alert">Tulis pesan' in html
+    assert "aria-invalid" not in _tag(html, "altcha-widget")
+
+    robot = client.post("/tanya-kpj/", {"text": ID_MESSAGE}).content.decode()
+    widget = _tag(robot, "altcha-widget")
+    assert 'aria-describedby="chat-error"' in widget and 'aria-invalid="true"' in widget
+    assert 'id="chat-error" class="error" role="alert">Centang kotak' in robot
+    assert "aria-invalid" not in _tag(robot, "textarea")  # the message itself is fine
+
+    as_json = client.post("/tanya-kpj/", {"text": ID_MESSAGE}, HTTP_ACCEPT="application/json")
+    assert as_json.json()["field"] == "altcha"
