@@ -4,12 +4,14 @@ One live card per membership. :func:`current_card` is the only thing a page need
 membership's live card, issuing one when there is none, and re-issuing (revoking the old one) when
 the registry data the card shows has changed since it was issued.
 
-Why lazily here and not with model signals: the registry importer writes people and memberships
-with raw SQL (``kartu.registry.importer``), so ``post_save`` never fires for most changes. Instead
-every card stores a :func:`~kartu.card.claims.fingerprint` of what it shows, and
-:func:`current_card` compares it with the registry each time a card is shown or downloaded. A
-card that nobody looks at is not re-issued, but it is also not shown to anyone; the QR a verifier
-scans carries only the KPJ, name, date of birth and NIK's last four digits, all fingerprinted.
+Every card stores a :func:`~kartu.card.claims.fingerprint` of what it shows. A change to the
+registry re-issues the cards it affects at once, so the old QR is listed in ``revoked.json``
+and stops verifying: :func:`refresh_people` runs on ``kartu.registry.signals.persons_changed``
+(sent by the importer, which writes with raw SQL so ``post_save`` never fires for it) and, for
+edits through the ORM (the admin), on ``post_save`` of a person or membership (see
+:mod:`kartu.card.receivers`). :func:`current_card` still compares the fingerprint each time a card
+is shown or downloaded, as the safety net for a change that reached the database any other way.
+A member can also ask for a new card (:func:`reissue_requested`, the "Ganti kartu" button).
 (When a membership row is deleted, its cards are listed as revoked, see
 :func:`kartu.card.keys.revoked_ctis`.)
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -38,21 +42,27 @@ def _now(now: datetime | None) -> datetime:
     return (now or timezone.now()).replace(microsecond=0)
 
 
-def issue_card(membership: Membership, *, now: datetime | None = None) -> Card:
-    """Sign and store a new card for ``membership`` (does not revoke older ones)."""
-    now = _now(now)
-    data = claims.card_data(membership)
-    iss = conf.issuer()
-    signer = keys.active_signer()
+def _signed_card(membership: Membership, data: claims.CardData, *, signer: keys.Signer,
+                 iss: str, now: datetime) -> tuple[Card, str]:
+    """A new card (not saved yet) and its QR text."""
     cti = os.urandom(16)
     expires = now + timedelta(days=conf.valid_days())
     text = qr.sign(data, signer, iss=iss, iat=int(now.timestamp()),
                    exp=int(expires.timestamp()), cti=cti)
-    card = Card.objects.create(
+    card = Card(
         membership=membership, cti=keys.b64url(cti), kid=signer.kid.hex(), issued_at=now,
         expires_at=expires, fingerprint=claims.fingerprint(data, iss),
-        token_cipher=crypto.encrypt(text, TOKEN_AAD), qr_mask=qr.make_qr(text).mask,
+        token_cipher=crypto.encrypt(text, TOKEN_AAD),
     )
+    return card, text
+
+
+def issue_card(membership: Membership, *, now: datetime | None = None) -> Card:
+    """Sign and store a new card for ``membership`` (does not revoke older ones)."""
+    card, text = _signed_card(membership, claims.card_data(membership),
+                              signer=keys.active_signer(), iss=conf.issuer(), now=_now(now))
+    card.qr_mask = qr.make_qr(text).mask
+    card.save(force_insert=True)
     log.info("card %s issued for membership #%s with key %s", card.cti, membership.pk,
              card.kid)
     return card
@@ -106,6 +116,8 @@ def current_card(membership: Membership, *, now: datetime | None = None) -> Card
                 keep = card
         if keep is None:
             keep = issue_card(membership, now=now)
+        elif keep.qr_mask is None:
+            _store_mask(keep)
         for card in live:
             if card.pk != keep.pk:
                 reason = (Card.Reason.DATA_CHANGED if card.fingerprint != wanted
@@ -128,6 +140,102 @@ def reissue(membership: Membership, reason: str = Card.Reason.REQUESTED, *,
             revoke(previous, reason, now=now)
         card.membership = membership
         return card
+
+
+#: How many new cards a member may ask for per membership in :data:`REQUEST_WINDOW`: each one
+#: puts the old card on the public revocation list until it would have expired.
+REQUESTS_PER_WINDOW = 3
+REQUEST_WINDOW = timedelta(days=1)
+
+
+def reissue_requested(membership: Membership, *, now: datetime | None = None) -> Card | None:
+    """The member asked for a new card (lost printout, a screenshot that went around): the
+    current card is revoked and a new one issued, as :func:`reissue`. ``None`` when they already
+    asked :data:`REQUESTS_PER_WINDOW` times in the last :data:`REQUEST_WINDOW` for this
+    membership (nothing changed then)."""
+    now = _now(now)
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(pk=membership.pk)
+        asked = Card.objects.filter(membership=membership, revoked_reason=Card.Reason.REQUESTED,
+                                    revoked_at__gt=now - REQUEST_WINDOW).count()
+        if asked >= REQUESTS_PER_WINDOW:
+            log.info("new card refused for membership #%s: %d requests in the window",
+                     membership.pk, asked)
+            return None
+        return reissue(membership, Card.Reason.REQUESTED, now=now)
+
+
+#: People per transaction in :func:`refresh_people` (each batch is a handful of queries).
+REFRESH_BATCH = 500
+
+
+def refresh_people(person_ids: Iterable[int], *, now: datetime | None = None) -> int:
+    """After a registry change: for these people, revoke every live card whose data no longer
+    matches the registry and issue the new card. Returns how many cards were re-issued.
+
+    Only memberships that have a live (unrevoked, unexpired) card are looked at: a member who
+    never opened the card page gets theirs when they first do. Queries go by batches of
+    :data:`REFRESH_BATCH` people, each batch in one transaction that locks the memberships it
+    re-issues (as :func:`current_card` does), so a page opened meanwhile does not issue a second
+    card. The new cards are stored without their QR mask pattern (choosing it is most of the
+    cost of a card); :func:`current_card` stores it the first time the card is shown.
+    """
+    ids = sorted({int(pk) for pk in person_ids})
+    now = _now(now)
+    return sum(_refresh_batch(ids[start:start + REFRESH_BATCH], now)
+               for start in range(0, len(ids), REFRESH_BATCH))
+
+
+def _refresh_batch(person_ids: list[int], now: datetime) -> int:
+    with transaction.atomic():
+        live = Card.objects.filter(revoked_at__isnull=True, expires_at__gt=now)
+        memberships = list(
+            Membership.objects.select_for_update(of=("self",)).select_related("person")
+            .filter(person_id__in=person_ids,
+                    pk__in=live.filter(membership__person_id__in=person_ids)
+                    .values("membership_id"))
+            .order_by("pk")
+        )
+        if not memberships:
+            return 0
+        cards: dict[int, list[Card]] = defaultdict(list)
+        for card in live.filter(membership__in=memberships):
+            assert card.membership_id is not None
+            cards[card.membership_id].append(card)
+        iss = conf.issuer()
+        signer: keys.Signer | None = None
+        stale: list[Card] = []
+        new: list[Card] = []
+        for membership in memberships:
+            data = claims.card_data(membership)
+            wanted = claims.fingerprint(data, iss)
+            outdated = [c for c in cards[membership.pk] if c.fingerprint != wanted]
+            if not outdated:
+                continue
+            stale += outdated
+            if len(outdated) == len(cards[membership.pk]):  # no live card shows the new data
+                signer = signer or keys.active_signer()
+                new.append(_signed_card(membership, data, signer=signer, iss=iss, now=now)[0])
+        if not stale:
+            return 0
+        Card.objects.filter(pk__in=[c.pk for c in stale], revoked_at__isnull=True).update(
+            revoked_at=now, revoked_reason=Card.Reason.DATA_CHANGED)
+        Card.objects.bulk_create(new)
+    for card in stale:
+        log.info("card %s revoked (%s)", card.cti, Card.Reason.DATA_CHANGED)
+    for card in new:
+        log.info("card %s issued for membership #%s with key %s", card.cti, card.membership_id,
+                 card.kid)
+    return len(new)
+
+
+def _store_mask(card: Card) -> None:
+    """Choose and store the QR mask pattern of a card issued without one."""
+    try:
+        card.qr_mask = qr.make_qr(qr_text(card)).mask
+    except crypto.CryptoError:
+        return
+    Card.objects.filter(pk=card.pk, qr_mask__isnull=True).update(qr_mask=card.qr_mask)
 
 
 def cards_for_person(person: Person, *, now: datetime | None = None) -> list[Card]:
