@@ -143,6 +143,31 @@ def test_login_page_offers_a_passkey_and_the_language_switch(client: Client) -> 
     assert 'name="language"' in html and '<html lang="id">' in html
 
 
+def _language_form(html: str) -> str:
+    start = html.index('<form action="/i18n/setlang/"')
+    return html[start:html.index("</form>", start)]
+
+
+@pytest.mark.parametrize("language", ["id", "en"])
+def test_the_language_switch_submits_by_button_and_names_each_language_in_itself(
+    client: Client, language: str
+) -> None:
+    """WCAG 3.2.2: choosing an option changes nothing until the button is pressed; the options
+    read "Bahasa Indonesia" and "English" whatever the page's language, each marked with lang;
+    the reader comes back to the page they were on."""
+    client.cookies["django_language"] = language
+    form = _language_form(client.get("/akun/login/?next=/akun/").content.decode())
+    assert "onchange" not in form and "<noscript>" not in form
+    assert re.search(r'<button type="submit">[^<]+</button>', form)
+    selected = {"id": "", "en": ""} | {language: " selected"}
+    assert f'<option value="id" lang="id"{selected["id"]}>Bahasa Indonesia</option>' in form
+    assert f'<option value="en" lang="en"{selected["en"]}>English</option>' in form
+    assert '<input name="next" type="hidden" value="/akun/login/?next=/akun/">' in form
+    switched = client.post("/i18n/setlang/", {"language": "en" if language == "id" else "id",
+                                              "next": "/akun/login/?next=/akun/"})
+    assert switched.status_code == 302 and switched["Location"] == "/akun/login/?next=/akun/"
+
+
 def test_logout_needs_a_post(member_client: Client) -> None:
     assert member_client.get("/akun/logout/").status_code == 200  # a confirmation page
     assert "_auth_user_id" in member_client.session
