@@ -186,6 +186,14 @@ AUTH_PASSWORD_VALIDATORS = [
 _https = PUBLIC_URL.startswith("https://")
 SESSION_COOKIE_SECURE = _https
 CSRF_COOKIE_SECURE = _https
+# allauth builds the links in its mails (password reset, address verification) from the request,
+# which is plain http behind a TLS-terminating proxy: an https public URL makes them https.
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if _https else "http"
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and drops any a client sent),
+# KARTU_TRUST_FORWARDED_PROTO=1 lets Django see those requests as https (request.is_secure()).
+# Never turn it on without such a proxy: a client could then claim https itself.
+if env_bool("KARTU_TRUST_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True

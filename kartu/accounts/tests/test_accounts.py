@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -108,6 +112,34 @@ def test_password_reset_by_mail(client: Client) -> None:
                                 "password2": "kata-sandi-baru-yang-panjang"})
     assert done.status_code == 302
     assert login(Client(), "ada@contoh.id", "kata-sandi-baru-yang-panjang").status_code == 302
+
+
+def _settings_under(tmp_path, **env: str) -> list[object]:  # type: ignore[no-untyped-def]
+    """ACCOUNT_DEFAULT_HTTP_PROTOCOL and SECURE_PROXY_SSL_HEADER as kartu's settings make them
+    from this environment (a fresh interpreter: settings are read once, at import)."""
+    code = ("import json, kartu.settings as s; print(json.dumps([s.ACCOUNT_DEFAULT_HTTP_PROTOCOL,"
+            " getattr(s, 'SECURE_PROXY_SSL_HEADER', None)]))")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("KARTU_PUBLIC_URL", "KARTU_TRUST_FORWARDED_PROTO")}
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                         env={**clean, "KARTU_DATA_DIR": str(tmp_path), **env})
+    return list(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_mails_link_to_https_under_an_https_public_url(client: Client, settings,
+                                                       tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Behind a TLS-terminating proxy the request is plain http; the reset link must not be."""
+    protocol, proxy_header = _settings_under(tmp_path, KARTU_PUBLIC_URL="https://kartu.contoh.id")
+    assert (protocol, proxy_header) == ("https", None)
+    assert _settings_under(tmp_path, KARTU_PUBLIC_URL="http://127.0.0.1:8000")[0] == "http"
+    assert _settings_under(tmp_path, KARTU_PUBLIC_URL="https://kartu.contoh.id",
+                           KARTU_TRUST_FORWARDED_PROTO="1")[1] == ["HTTP_X_FORWARDED_PROTO",
+                                                                   "https"]
+    settings.ACCOUNT_DEFAULT_HTTP_PROTOCOL = protocol
+    make_member("ada@contoh.id")
+    client.post("/akun/password/reset/", {"email": "ada@contoh.id", "altcha": solved()})
+    assert re.search(r"https://testserver/akun/password/reset/key/\S+", mail.outbox[0].body)
+    assert "http://" not in mail.outbox[0].body
 
 
 ARGON2_OWASP = "argon2$argon2id$v=19$m=19456,t=2,p=1$"
