@@ -125,6 +125,7 @@ def verify_page(request: HttpRequest) -> HttpResponse:
 def service_worker(request: HttpRequest) -> HttpResponse:
     """Keeps ``/verifikasi`` and its script usable offline after one visit."""
     urls = ["/verifikasi", static("card/verify.js"), "/.well-known/kartu/keys.json",
-            "/.well-known/kartu/revoked.json"]
+            "/.well-known/kartu/revoked.json",
+            static("vendor/jsqr/jsQR.js")]  # the QR reader without BarcodeDetector (verify.js)
     body = render(request, "card/verify-sw.js", {"cache_urls": json.dumps(urls)}).content
     return HttpResponse(body, content_type="text/javascript")

@@ -258,6 +258,99 @@
     return out;
   }
 
+  // --- reading a QR code from the camera or a photo -------------------------------------------
+  // The browser's BarcodeDetector where it has one that reads QR codes (Chromium on Android and
+  // macOS); everywhere else (iOS Safari, Firefox, desktop Linux) the vendored jsQR, which is
+  // fetched only then, on first use (the service worker keeps it for offline use).
+
+  function ScannerUnavailable() {}
+
+  function nativeReader() {
+    var BD = root.BarcodeDetector;
+    if (typeof BD !== "function") return Promise.resolve(null);
+    return Promise.resolve(typeof BD.getSupportedFormats === "function"
+      ? BD.getSupportedFormats() : ["qr_code"]).then(function (formats) {
+      if (formats.indexOf("qr_code") < 0) return null;
+      var detector = new BD({ formats: ["qr_code"] });
+      return function (source) {
+        return detector.detect(source).then(function (codes) {
+          return codes.map(function (c) { return c.rawValue; });
+        });
+      };
+    }).catch(function () { return null; });
+  }
+
+  var jsqrLoading = null;
+  function loadJsQR(src) {
+    if (typeof root.jsQR === "function") return Promise.resolve(root.jsQR);
+    if (!jsqrLoading) {
+      jsqrLoading = new Promise(function (resolve, reject) {
+        var tag = document.createElement("script");
+        tag.src = src;
+        tag.onload = function () {
+          if (typeof root.jsQR === "function") resolve(root.jsQR); else reject(new ScannerUnavailable());
+        };
+        tag.onerror = function () { tag.remove(); reject(new ScannerUnavailable()); };
+        document.head.appendChild(tag);
+      }).catch(function (e) { jsqrLoading = null; throw e; });  // a later try may be online
+    }
+    return jsqrLoading;
+  }
+
+  // A camera frame is read once, small (it comes again 200 ms later); a photo, often of 12
+  // megapixels, first at 1024 px and then at 2048 px on its longest side, trying inverted too.
+  function jsqrReader(src) {
+    var canvas = document.createElement("canvas");
+    var ctx = src && canvas.getContext && canvas.getContext("2d", { willReadFrequently: true });
+    if (!ctx) return null;
+    return function (source, isPhoto) {
+      return loadJsQR(src).then(function (jsQR) {
+        var w = source.videoWidth || source.naturalWidth || source.width;
+        var h = source.videoHeight || source.naturalHeight || source.height;
+        if (!w || !h) return [];  // the camera has not delivered a frame yet
+        var sides = isPhoto ? [1024, 2048] : [800];
+        for (var i = 0; i < sides.length; i++) {
+          var scale = Math.min(1, sides[i] / Math.max(w, h));
+          canvas.width = Math.round(w * scale); canvas.height = Math.round(h * scale);
+          ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
+          var img = ctx.getImageData(0, 0, canvas.width, canvas.height);
+          var code = jsQR(img.data, img.width, img.height,
+            { inversionAttempts: isPhoto ? "attemptBoth" : "dontInvert" });
+          if (code && code.data) return [code.data];
+          if (scale === 1) break;
+        }
+        return [];
+      });
+    };
+  }
+
+  // read(source, isPhoto) -> Promise<[text, ...]>; rejects with ScannerUnavailable when no
+  // reader can be had. null when this browser can read no QR at all (then only pasting).
+  function qrReader(jsqrSrc) {
+    var fallback = jsqrReader(jsqrSrc), chosen = null;
+    if (!fallback && typeof root.BarcodeDetector !== "function") return null;
+    return function (source, isPhoto) {
+      chosen = chosen || nativeReader().then(function (native) { return native || fallback; });
+      return chosen.then(function (reader) {
+        if (!reader) throw new ScannerUnavailable();
+        return reader(source, isPhoto);
+      });
+    };
+  }
+
+  function imageOf(file) {
+    function element() {
+      return new Promise(function (resolve, reject) {
+        var url = URL.createObjectURL(file), img = new Image();
+        img.onload = function () { URL.revokeObjectURL(url); resolve(img); };
+        img.onerror = function () { URL.revokeObjectURL(url); reject(new Error("not an image")); };
+        img.src = url;
+      });
+    }
+    if (typeof root.createImageBitmap !== "function") return element();
+    return root.createImageBitmap(file).catch(element);  // e.g. HEIC that only <img> decodes
+  }
+
   function start() {
     var page = document.querySelector("[data-kartu-verify]");
     if (!page) return;
@@ -322,17 +415,31 @@
     try { fromHash = decodeURIComponent(location.hash.slice(1)); } catch (e) { fromHash = ""; }
     if (fromHash.indexOf(PREFIX) === 0) { field.value = fromHash; check(fromHash); }
 
-    // Camera scan (BarcodeDetector where the browser has it; pasting always works).
+    // Reading the QR from the camera or a photo (see qrReader); pasting the text always works.
     var scanBtn = page.querySelector("[data-scan]"), video = page.querySelector("video");
-    var fileIn = page.querySelector("[data-file]");
-    if (!("BarcodeDetector" in root)) return;
-    var detector;
-    try { detector = new root.BarcodeDetector({ formats: ["qr_code"] }); } catch (e) { return; }
+    var fileIn = page.querySelector("[data-file]"), scanError = page.querySelector("[data-scan-error]");
+    var script = document.querySelector("script[data-jsqr]");
+    var read = qrReader(script && script.getAttribute("data-jsqr"));
+    if (!read) return;
+    function unavailable(e) {  // jsQR could not be fetched (offline before it was ever cached)
+      if (!(e instanceof ScannerUnavailable)) return false;
+      if (scanError) scanError.hidden = false;
+      return true;
+    }
+    function pick(texts) {
+      return texts.filter(function (t) { return t.indexOf(PREFIX) === 0; })[0] || texts[0];
+    }
     fileIn.closest("[hidden]") && (fileIn.closest("[hidden]").hidden = false);
     fileIn.addEventListener("change", async function () {
-      if (!fileIn.files[0]) return;
-      var found = await detector.detect(await createImageBitmap(fileIn.files[0])).catch(function () { return []; });
-      if (found.length) { field.value = found[0].rawValue; check(field.value); }
+      var file = fileIn.files[0];
+      if (!file) return;
+      if (scanError) scanError.hidden = true;
+      var texts = [];
+      try { texts = await read(await imageOf(file), true); }
+      catch (e) { if (unavailable(e)) return; }
+      finally { fileIn.value = ""; }  // choosing the same photo again reads it again
+      var hit = pick(texts);
+      if (hit) { field.value = hit; check(hit); }
       else render({ status: "not_genuine", code: "no_qr", card: null });
     });
     if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) return;
@@ -340,6 +447,7 @@
     var stream = null;
     scanBtn.addEventListener("click", async function () {
       if (stream) { stop(); return; }
+      if (scanError) scanError.hidden = true;
       try {
         stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
       } catch (e) { ageLine.textContent = S.cameraError; return; }
@@ -347,9 +455,11 @@
       scanBtn.setAttribute("aria-pressed", "true");
       (async function loop() {
         while (stream) {
-          var codes = await detector.detect(video).catch(function () { return []; });
-          var hit = codes.filter(function (c) { return c.rawValue.indexOf(PREFIX) === 0; })[0] || codes[0];
-          if (hit) { field.value = hit.rawValue; stop(); check(field.value); return; }
+          var texts = [];
+          try { texts = await read(video, false); }
+          catch (e) { if (unavailable(e)) { stop(); return; } }
+          var hit = stream && pick(texts);
+          if (hit) { field.value = hit; stop(); check(hit); return; }
           await new Promise(function (r) { setTimeout(r, 200); });
         }
       })();
