@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from kartu.card import services
 
@@ -95,3 +98,95 @@ def test_verify_page_forgery_with_a_far_future_expiry(client, card, other_signer
     response = client.post("/verifikasi", {"qr": forged})
     assert response.status_code == 200
     assert "kartu-result--not_genuine" in response.content.decode()
+
+
+# --- the member's "Ganti kartu" -----------------------------------------------------------------
+
+
+@pytest.fixture
+def siti(client, loaded_registry):  # type: ignore[no-untyped-def]
+    """A signed-in member whose account is linked to SITI NURHALIZA."""
+    from kartu.accounts.models import Link
+    from kartu.accounts.tests.conftest import make_member
+    from kartu.registry.models import Person
+
+    user = make_member("siti@contoh.id")
+    person = Person.objects.get(memberships__kpj="10987654321")
+    Link.objects.create(user=user, person=person, state=Link.State.LINKED)
+    client.force_login(user)
+    return client
+
+
+def _membership(kpj: str):  # type: ignore[no-untyped-def]
+    from kartu.registry.models import Membership
+
+    return Membership.objects.get(kpj=kpj)
+
+
+def test_a_member_replaces_their_card(siti):  # type: ignore[no-untyped-def]
+    from kartu.card import qr
+
+    membership = _membership("10987654321")
+    page = siti.get("/akun/kartu/").content.decode()
+    action = f'action="/akun/kartu/{membership.pk}/ganti/"'
+    assert action in page and "Ganti kartu" in page and "langsung tidak berlaku lagi" in page
+    form = page[page.index(action):page.index("</form>", page.index(action))]
+    assert 'name="csrfmiddlewaretoken"' in form and 'type="submit"' in form
+    old = services.current_card(membership)
+    old_text = services.qr_text(old)
+
+    response = siti.post(f"/akun/kartu/{membership.pk}/ganti/")
+    assert response.status_code == 302 and response["Location"] == "/akun/kartu/"
+    old.refresh_from_db()
+    assert old.revoked_at is not None and old.revoked_reason == "requested"
+    assert qr.verify(old_text).status == "revoked"
+    assert old.cti in siti.get("/.well-known/kartu/revoked.json").json()["revoked"]
+    page = siti.get("/akun/kartu/").content.decode()
+    assert "Kartu baru untuk KPJ 10987654321 sudah terbit" in page
+    new = services.current_card(membership)
+    assert new.pk != old.pk and qr.verify(services.qr_text(new)).status == "valid"
+    # the other membership's card was not touched
+    other = _membership("12345678901")
+    assert other.cards.filter(revoked_at__isnull=False).count() == 0
+
+
+def test_replacing_a_card_is_a_post_of_ones_own_membership(client, siti):  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    from kartu.accounts.models import Link
+    from kartu.accounts.tests.conftest import make_member
+    from kartu.card.models import Card
+
+    mine, rizki = _membership("10987654321"), _membership("11122233344")
+    services.current_card(mine)
+    services.current_card(rizki)
+    assert siti.get(f"/akun/kartu/{mine.pk}/ganti/").status_code == 405
+    assert siti.post(f"/akun/kartu/{rizki.pk}/ganti/").status_code == 404
+    assert siti.post("/akun/kartu/999999/ganti/").status_code == 404
+    anonymous = Client().post(f"/akun/kartu/{mine.pk}/ganti/")
+    assert anonymous.status_code == 302 and "/akun/login/" in anonymous["Location"]
+    unlinked = Client()
+    unlinked.force_login(make_member("lain@contoh.id"))
+    assert unlinked.post(f"/akun/kartu/{mine.pk}/ganti/").status_code == 404
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(Link.objects.get(person_id=mine.person_id).user)
+    assert strict.post(f"/akun/kartu/{mine.pk}/ganti/").status_code == 403
+    assert not Card.objects.filter(revoked_at__isnull=False).exists()
+
+
+def test_a_member_cannot_replace_a_card_without_limit(siti):  # type: ignore[no-untyped-def]
+    from kartu.card.models import Card
+
+    """Each new card puts the old one on the public revocation list for up to two years."""
+    membership = _membership("10987654321")
+    siti.get("/akun/kartu/")  # the card the member sees
+    for _ in range(services.REQUESTS_PER_WINDOW):
+        siti.post(f"/akun/kartu/{membership.pk}/ganti/")
+    before = list(Card.objects.filter(membership=membership).values_list("pk", "revoked_at"))
+    response = siti.post(f"/akun/kartu/{membership.pk}/ganti/", follow=True)
+    assert response.status_code == 200
+    assert "terlalu sering diganti" in response.content.decode()
+    assert list(Card.objects.filter(membership=membership)
+                .values_list("pk", "revoked_at")) == before
+    later = timezone.now() + services.REQUEST_WINDOW + timedelta(seconds=1)
+    assert services.reissue_requested(membership, now=later) is not None
