@@ -6,6 +6,7 @@ Skipped when ``node`` (>= 20) is not installed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from datetime import timedelta
@@ -17,7 +18,7 @@ import cbor2
 import pytest
 from django.utils import timezone
 
-from kartu.card import keys, qr, services
+from kartu.card import claims, keys, qr, services
 
 pytestmark = pytest.mark.django_db
 VERIFY_JS = Path(__file__).resolve().parents[2] / "static" / "card" / "verify.js"
@@ -130,3 +131,21 @@ def test_a_slow_clock_may_lag_iat_by_300_seconds_but_exp_is_strict(membership): 
     for case, js, want in zip(cases, got, expected, strict=True):
         py = qr.verify(case["text"], now=case["now"])
         assert (js["status"], js["code"]) == (py.status, py.code) == want, case["now"]
+
+
+def test_dates_past_the_year_9999_are_refused_by_both(membership):  # type: ignore[no-untyped-def]
+    """qr.py refuses NumericDates it cannot show as a date (> 9999-12-31T23:59:59Z): so does JS."""
+    node = _node()
+    data = claims.card_data(membership)
+
+    def signed(exp: int) -> str:
+        return qr.sign(data, keys.active_signer(), iss="http://127.0.0.1:8000", iat=1_700_000_000,
+                       exp=exp, cti=os.urandom(16))
+
+    cases: list[dict[str, Any]] = [{"text": signed(qr.MAX_NUMERIC_DATE), "now": 1_700_000_000},
+                                   {"text": signed(qr.MAX_NUMERIC_DATE + 1), "now": 1_700_000_000}]
+    got = _run_js(node, cases)
+    for case, js, want in zip(cases, got, [("valid", "valid"), ("not_genuine", "bad_claims")],
+                              strict=True):
+        py = qr.verify(case["text"], now=case["now"])
+        assert (js["status"], js["code"]) == (py.status, py.code) == want

@@ -18,6 +18,8 @@
   // A card issued a moment ago, checked on a phone whose clock runs a little slow, has its
   // iat in the phone's future: allow that much (the same 300 s as qr.py). exp gets none.
   var IAT_LEEWAY = 300;
+  // The last second a date can be shown for (9999-12-31T23:59:59Z); later is refused (as in qr.py).
+  var MAX_NUMERIC_DATE = 253402300799;
   var B45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:";
 
   function Reject(code) { this.code = code; }
@@ -171,7 +173,9 @@
     if (!(c instanceof Map) || c.size !== 5) throw new Reject("bad_claims");
     var iss = c.get(1), iat = c.get(6), exp = c.get(4), cti = c.get(7), card = c.get(-70001);
     if (!text(iss)) throw new Reject("bad_claims");
-    if (!(isInt(iat) && isInt(exp) && 0 < iat && iat < exp)) throw new Reject("bad_claims");
+    if (!(isInt(iat) && isInt(exp) && 0 < iat && iat < exp && exp <= MAX_NUMERIC_DATE)) {
+      throw new Reject("bad_claims");
+    }
     if (!(cti instanceof Uint8Array && cti.length === 16)) throw new Reject("bad_claims");
     if (!(card instanceof Map) || card.size !== 5) throw new Reject("bad_claims");
     var v = card.get("v"), kpj = card.get("kpj"), n = card.get("n"), dob = card.get("dob"),
