@@ -5,7 +5,8 @@ from kartu.accounts.models import Link
 
 @admin.register(Link)
 class LinkAdmin(admin.ModelAdmin):
-    """Agents confirm ``pending_branch`` links (no contact on file) after seeing the KTP."""
+    """Every link, for staff. Agents confirm or reject ``pending_branch`` links (no contact on
+    file) after seeing the KTP on the desk (/desk/branch/), which audits it with their name."""
 
     list_display = ("user", "person", "state", "created_at", "confirmed_at")
     list_filter = ("state",)

@@ -7,7 +7,9 @@
    (never to the account's own address): knowing a leaked NIK and birth date is not enough.
    The code confirms the link, and the disclosure is audited.
 3. When the registry has no contact, the claim succeeds on the identity match alone, marked
-   ``pending_branch``: the member is told the agency will confirm at a branch, and agents see it.
+   ``pending_branch``: the member is told the agency will confirm at a branch. Agents list these
+   on the desk (/desk/branch/) and, after seeing the KTP, confirm the link or reject it (the link
+   is removed, with a reason); both are audited with the agent's name.
 
 One person, one account: a claim of a person already linked to another account is refused with a
 clear message and audited (``reason="already_linked"``). An unconfirmed claim never holds a
@@ -20,7 +22,10 @@ from dataclasses import dataclass
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 from kartu.accounts.models import Link
 from kartu.core import otp
@@ -227,3 +232,75 @@ def record_nik_reveal(user: AbstractBaseUser, person: Person) -> None:
     with transaction.atomic():
         _audit(user, person, AuditEvent.Action.DISCLOSE, AuditEvent.Outcome.DISCLOSED,
                "nik_reveal")
+
+
+# --- branch confirmation (agents) -------------------------------------------------------------
+
+BRANCH_CONFIRMED = "branch_confirmed"
+BRANCH_REJECTED = "branch_rejected"  # audited as "branch_rejected:<reason>"
+# Why an agent rejects a link pending a branch visit: fixed codes, never free text (the audit is
+# append-only and kept; a note could hold personal data).
+REJECT_REASONS: dict[str, Promise] = {
+    "ktp_mismatch": _("KTP yang ditunjukkan tidak cocok dengan data peserta"),
+    "not_owner": _("Pemilik data menyatakan akun ini bukan miliknya"),
+    "member_request": _("Atas permintaan peserta"),
+}
+
+
+def pending_branch() -> QuerySet[Link]:
+    """Links waiting for an agent at a branch, oldest claim first."""
+    return (Link.objects.filter(state=Link.State.PENDING_BRANCH)
+            .select_related("user", "person").order_by("confirmed_at", "pk"))
+
+
+def pending_branch_count() -> int:
+    return Link.objects.filter(state=Link.State.PENDING_BRANCH).count()
+
+
+def _agent_audit(link: Link, agent: AbstractBaseUser, outcome: str, reason: str) -> None:
+    """The agent's decision on an account's claim: the requester is the claiming account
+    (pseudonymised, so its owner sees the record as theirs), the agent named beside it."""
+    audit.append(
+        action=AuditEvent.Action.VERIFY,
+        channel="agent",
+        requester_ref=registry.requester_reference(requester_key(link.user)),
+        subject_index=link.person.nik_index,
+        person_id=link.person_id,
+        outcome=outcome,
+        reason=reason,
+        agent=agent.get_username(),
+    )
+
+
+def _pending_for_update(link_id: int) -> Link | None:
+    return (Link.objects.select_for_update().select_related("user", "person")
+            .filter(pk=link_id, state=Link.State.PENDING_BRANCH).first())
+
+
+def confirm_at_branch(link_id: int, agent: AbstractBaseUser) -> Link | None:
+    """An agent saw the KTP and the member signed in to this account: the link is confirmed.
+    None when the link is no longer pending (another agent was first, or it is gone)."""
+    with transaction.atomic():
+        link = _pending_for_update(link_id)
+        if link is None:
+            return None
+        link.state = Link.State.LINKED
+        link.confirmed_at = timezone.now()
+        link.save(update_fields=["state", "confirmed_at"])
+        _agent_audit(link, agent, AuditEvent.Outcome.VERIFIED, BRANCH_CONFIRMED)
+    return link
+
+
+def reject_at_branch(link_id: int, agent: AbstractBaseUser, reason: str) -> Link | None:
+    """An agent rejects a link pending a branch visit: the link is removed (the account is no
+    longer linked, and the person is free for the owner's own claim). None when it is no longer
+    pending. Raises ValueError for a reason that is not one of REJECT_REASONS."""
+    if reason not in REJECT_REASONS:
+        raise ValueError(f"unknown reason {reason!r}")
+    with transaction.atomic():
+        link = _pending_for_update(link_id)
+        if link is None:
+            return None
+        _agent_audit(link, agent, AuditEvent.Outcome.NOT_VERIFIED, f"{BRANCH_REJECTED}:{reason}")
+        link.delete()
+    return link

@@ -16,7 +16,7 @@ class Link(models.Model):
         PENDING_CODE = "pending_code", _("menunggu kode")
         # identity matched and the code proved control of the contact on file
         LINKED = "linked", _("terhubung")
-        # identity matched, no contact on file: the agency confirms at a branch (agents see it)
+        # identity matched, no contact on file: an agent confirms at a branch (the desk lists it)
         PENDING_BRANCH = "pending_branch", _("menunggu konfirmasi cabang")
 
     CONFIRMED = (State.LINKED, State.PENDING_BRANCH)
@@ -42,6 +42,11 @@ class Link(models.Model):
                 condition=Q(state__in=["linked", "pending_branch"]),
                 name="accounts_link_one_account_per_person",
             )
+        ]
+        indexes = [
+            # the desk's list and count of links waiting for a branch visit, oldest first
+            models.Index(fields=["confirmed_at"], condition=Q(state="pending_branch"),
+                         name="accounts_link_pending_branch"),
         ]
 
     def __str__(self) -> str:

@@ -78,9 +78,12 @@ def outcome_label(event: AuditEvent) -> str:
         "code_wrong": _("Kode verifikasi salah"),
         "nik_reveal": _("NIK ditampilkan"),
         "account_link": _("Akun dihubungkan; nomor KPJ ditampilkan"),
+        linking.BRANCH_CONFIRMED: _("Tautan akun dikonfirmasi petugas di kantor cabang"),
     }
     if event.reason in reasons:
         return reasons[event.reason]
+    if event.reason.startswith(f"{linking.BRANCH_REJECTED}:"):
+        return _("Tautan akun dibatalkan petugas di kantor cabang")
     labels: dict[str, str] = {
         AuditEvent.Outcome.VERIFIED: _("Data cocok"),
         AuditEvent.Outcome.DISCLOSED: _("Nomor KPJ diberikan"),

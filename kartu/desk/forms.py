@@ -115,3 +115,17 @@ class NikLockForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("auto_id", "lock-%s")
         super().__init__(*args, **kwargs)
+
+
+class BranchRejectForm(forms.Form):
+    """Rejecting a link pending a branch visit: one of the fixed reasons (no free text)."""
+
+    reason = forms.ChoiceField(label=_("Alasan"))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from kartu.accounts.linking import REJECT_REASONS
+
+        super().__init__(*args, **kwargs)
+        field = self.fields["reason"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = list(REJECT_REASONS.items())

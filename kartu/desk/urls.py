@@ -24,4 +24,7 @@ urlpatterns = [
     path("c/<int:pk>/verify/", views.verify, name="verify"),
     path("outbox/<int:pk>/retry/", views.retry, name="retry"),
     path("nik-lock/", views.nik_lock, name="nik_lock"),
+    path("branch/", views.branch_links, name="branch_links"),
+    path("branch/<int:pk>/confirm/", views.branch_confirm, name="branch_confirm"),
+    path("branch/<int:pk>/reject/", views.branch_reject, name="branch_reject"),
 ]

@@ -1,5 +1,8 @@
 """The agent inbox: thin views over ``kartu.desk.services`` and ``kartu.registry.services``.
 
+Besides conversations, agents confirm at a branch the account links made on an identity match
+alone (no contact on file to send a code to): ``branch_links`` and its two actions.
+
 Only signed-in staff and members of the "agents" group get in (anonymous users are sent to the
 login page, everyone else gets 403). Every change is a CSRF-protected POST that calls one service
 function and redirects back with a message (post/redirect/get); a form with errors is shown again
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -29,10 +33,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from kartu.accounts import linking
+from kartu.accounts.models import Link
+from kartu.core.otp import mask_email
 from kartu.desk import services
 from kartu.desk.forms import (
     AGENTS_GROUP,
     AssignForm,
+    BranchRejectForm,
     FilterForm,
     FlagForm,
     NikLockForm,
@@ -378,3 +386,70 @@ def nik_lock(request: HttpRequest) -> HttpResponse:
     else:
         form = NikLockForm()
     return render(request, "desk/inbox/nik_lock.html", {"form": form})
+
+
+# --- account links waiting for a branch visit -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BranchRow:
+    """What an agent needs to find the member in front of them: never the NIK in clear, never
+    the account's full address."""
+
+    pk: int
+    email: str  # masked: "s***@contoh.id"
+    name: str
+    nik: str  # masked but for the last four digits
+    claimed_at: datetime | None
+
+
+def _masked_email(link: Link) -> str:
+    return mask_email(getattr(link.user, "email", "") or "")
+
+
+def _branch_row(link: Link) -> BranchRow:
+    return BranchRow(pk=link.pk, email=_masked_email(link),
+                     name=link.person.full_name, nik=nik_rules.mask(link.person.nik),
+                     claimed_at=link.confirmed_at)
+
+
+@never_cache
+@agent_required
+@require_GET
+def branch_links(request: HttpRequest) -> HttpResponse:
+    page = Paginator(linking.pending_branch(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "desk/inbox/branch.html", {
+        "page": page,
+        "rows": [_branch_row(link) for link in page.object_list],
+        "reasons": list(linking.REJECT_REASONS.items()),
+    })
+
+
+@never_cache
+@agent_required
+@require_POST
+def branch_confirm(request: HttpRequest, pk: int) -> HttpResponse:
+    link = linking.confirm_at_branch(pk, _agent(request))
+    if link is None:
+        messages.info(request, _("Tautan ini tidak lagi menunggu konfirmasi."))
+    else:
+        messages.success(request, _("Tautan akun %(email)s dengan %(name)s dikonfirmasi.") % {
+            "email": _masked_email(link), "name": link.person.full_name})
+    return redirect("desk:branch_links")
+
+
+@never_cache
+@agent_required
+@require_POST
+def branch_reject(request: HttpRequest, pk: int) -> HttpResponse:
+    form = BranchRejectForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Pilih alasan penolakan."))
+        return redirect("desk:branch_links")
+    link = linking.reject_at_branch(pk, _agent(request), form.cleaned_data["reason"])
+    if link is None:
+        messages.info(request, _("Tautan ini tidak lagi menunggu konfirmasi."))
+    else:
+        messages.success(request, _("Tautan akun %(email)s dengan %(name)s dibatalkan.") % {
+            "email": _masked_email(link), "name": link.person.full_name})
+    return redirect("desk:branch_links")

@@ -1,4 +1,5 @@
-"""Labels for the codes the desk stores (escalation reasons, verification outcomes)."""
+"""Labels for the codes the desk stores (escalation reasons, verification outcomes), and the
+navigation's count of account links waiting for a branch visit."""
 
 from __future__ import annotations
 
@@ -50,3 +51,15 @@ def outcome_label(code: str) -> str:
 @register.filter
 def masked_nik(value: str) -> str:
     return nik_rules.mask(value) if value else ""
+
+
+@register.simple_tag(takes_context=True)
+def pending_branch_count(context: template.Context) -> int | None:
+    """How many account links wait for a branch visit (agents only; None for anyone else)."""
+    from kartu.accounts.linking import pending_branch_count as count
+    from kartu.desk.views import is_agent
+
+    request = context.get("request")
+    if request is None or not is_agent(request.user):
+        return None
+    return count()
