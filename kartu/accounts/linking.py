@@ -9,7 +9,8 @@
 3. When the registry has no contact, the claim succeeds on the identity match alone, marked
    ``pending_branch``: the member is told the agency will confirm at a branch. Agents list these
    on the desk (/desk/branch/) and, after seeing the KTP, confirm the link or reject it (the link
-   is removed, with a reason); both are audited with the agent's name.
+   is removed, with a reason, and the person's cards revoked); both are audited with the agent's
+   name.
 
 One person, one account: a claim of a person already linked to another account is refused with a
 clear message and audited (``reason="already_linked"``). An unconfirmed claim never holds a
@@ -293,8 +294,13 @@ def confirm_at_branch(link_id: int, agent: AbstractBaseUser) -> Link | None:
 
 def reject_at_branch(link_id: int, agent: AbstractBaseUser, reason: str) -> Link | None:
     """An agent rejects a link pending a branch visit: the link is removed (the account is no
-    longer linked, and the person is free for the owner's own claim). None when it is no longer
-    pending. Raises ValueError for a reason that is not one of REJECT_REASONS."""
+    longer linked, and the person is free for the owner's own claim), and the person's live
+    Kartu Digital cards are revoked: the account may have downloaded them, and which ones it did
+    is not known. None when it is no longer pending. Raises ValueError for a reason that is not
+    one of REJECT_REASONS."""
+    from kartu.card import services as cards
+    from kartu.card.models import Card
+
     if reason not in REJECT_REASONS:
         raise ValueError(f"unknown reason {reason!r}")
     with transaction.atomic():
@@ -302,5 +308,8 @@ def reject_at_branch(link_id: int, agent: AbstractBaseUser, reason: str) -> Link
         if link is None:
             return None
         _agent_audit(link, agent, AuditEvent.Outcome.NOT_VERIFIED, f"{BRANCH_REJECTED}:{reason}")
+        for card in Card.objects.filter(membership__person_id=link.person_id,
+                                        revoked_at__isnull=True):
+            cards.revoke(card, Card.Reason.ADMIN)
         link.delete()
     return link

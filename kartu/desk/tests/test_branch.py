@@ -13,6 +13,7 @@ from django.urls import reverse
 from kartu.accounts import linking
 from kartu.accounts.models import Link
 from kartu.accounts.tests.conftest import make_member
+from kartu.card import services as cards
 from kartu.desk.tests.test_inbox import make_agent
 from kartu.registry import services as registry
 from kartu.registry.models import AuditEvent
@@ -123,8 +124,12 @@ def test_rejecting_needs_a_reason_then_unlinks_and_is_audited(
     assert Link.objects.filter(pk=pending.pk, state=Link.State.PENDING_BRANCH).exists()
     assert not decisions(pending)
 
+    # the account may have downloaded the person's card while the link was pending
+    card = cards.current_card(pending.person.memberships.get())
     response = desk.post(url, {"reason": "not_owner"}, follow=True)
     assert "dibatalkan" in response.content.decode()
+    card.refresh_from_db()
+    assert card.revoked_at is not None and card.revoked_reason == "admin"
     assert not Link.objects.filter(pk=pending.pk).exists()
     assert decisions(pending) == [("verify", "not_verified",
                                    f"{linking.BRANCH_REJECTED}:not_owner", "ani",
