@@ -192,6 +192,25 @@ def test_confirm_policy_sends_a_code_to_the_email_on_file_first(adapter, loaded_
     assert AuditEvent.objects.filter(outcome="disclosed", reason="code_confirmed").count() == 1
 
 
+def test_a_stranger_cannot_void_the_code_the_owner_asked_for(adapter, loaded_registry,
+                                                             settings):
+    settings.KARTU_DISCLOSURE_POLICY = "direct,test=confirm"
+    say(FULL_ID, sender="owner")
+    (code_mail,) = mail.outbox
+    code = "".join(ch for ch in code_mail.body.split(":")[1][:8] if ch.isdigit())
+    # Someone else who knows Siti's details asks too, and guesses: a code of their own, with
+    # its own wrong tries; the owner's code still works.
+    say(FULL_ID, sender="stranger")
+    assert len(mail.outbox) == 2
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(3):
+        say(f"kodenya {wrong}", sender="stranger")
+    say(f"kodenya {code}", sender="stranger")  # the owner's code is not the stranger's
+    assert "12345678901" not in last_reply(adapter)
+    say(f"kodenya {code}", sender="owner")
+    assert "12345678901" in last_reply(adapter)
+
+
 def test_bad_input_never_crashes(adapter, loaded_registry):
     for text in ("", "\x00\x01\x02", "<script>alert(1)</script>", "'; DROP TABLE x; --",
                  "a" * 100_000, "\ud800 broken surrogate"):
