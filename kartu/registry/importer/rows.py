@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import operator
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
@@ -93,6 +94,9 @@ def _contact_digest(email: str, phone: str, key: bytes) -> str:
 
 
 _PROVINCES = frozenset(_PROVINCE_NAMES)
+#: C0 control characters (NUL to US, with tab, CR and LF). None is valid in any field, and
+#: PostgreSQL refuses NUL in text outright: one such row would fail its whole chunk's COPY.
+_CONTROL = re.compile("[\x00-\x1f]")
 _CACHE_LIMIT = 100_000  # entries per memo dict below; cleared when reached (bounded memory)
 
 
@@ -142,6 +146,7 @@ class RowParser:
         positions = {name: i for i, name in enumerate(header)}
         self.pos = [positions[c] for c in COLUMNS]
         self.programmes_pos = positions.get("programmes")
+        self.header = list(header)
         self.width = len(header)
         self.today = timezone.localdate()
         self.fields = operator.itemgetter(*self.pos)
@@ -171,12 +176,13 @@ class RowParser:
         """The row's values when it is clean, ``None`` when :meth:`parse` must decide.
 
         Every check here is a *sufficient* condition for the corresponding rule of
-        :meth:`parse`: an ASCII-only record; a NIK of exactly 16 ASCII digits; a birth date,
-        registration date, place, employer or programme list memoised once the reference rule
-        accepted it; ``L``/``P``, ``aktif``/``nonaktif`` exactly; a phone already in one of the
-        two usual shapes (``08…`` or ``+628…``), and so on. A row that fails any check is left
-        to :meth:`parse`, which gives the exact error, or accepts the row with its own
-        normalisation (stray spaces, lower case, separators in numbers).
+        :meth:`parse`: a record of printable ASCII only (so no control character); a NIK of
+        exactly 16 ASCII digits; a birth date, registration date, place, employer or programme
+        list memoised once the reference rule accepted it; ``L``/``P``, ``aktif``/``nonaktif``
+        exactly; a phone already in one of the two usual shapes (``08…`` or ``+628…``), and so
+        on. A row that fails any check is left to :meth:`parse`, which gives the exact error, or
+        accepts the row with its own normalisation (stray spaces, lower case, separators in
+        numbers).
 
         The NIK is checked against the row instead of being decoded: when its DDMMYY digits
         equal the birth date's (day + 40 for women), every birth-date rule of
@@ -184,7 +190,8 @@ class RowParser:
         as a real date between 1900 and today (so it is a real date in 19YY or 20YY that is not
         after today) and ``agrees_with`` holds by construction.
         """
-        if len(rec) != self.width or not "".join(rec).isascii():
+        joined = "".join(rec)
+        if len(rec) != self.width or not (joined.isascii() and joined.isprintable()):
             return None
         (nik, name, place, dob_raw, sex, email, phone, kpj, employer, status,
          reg_raw) = self.fields(rec)
@@ -322,10 +329,17 @@ class RowParser:
     def parse(self, rec: list[str]) -> tuple[PersonRow, MembershipRow]:
         if len(rec) != self.width:
             raise RowError(f"expected {self.width} fields, found {len(rec)}")
+        joined = "".join(rec)
         try:
-            "".join(rec).encode("utf-8")
+            joined.encode("utf-8")
         except UnicodeEncodeError:
             raise RowError("the line is not valid UTF-8 text") from None
+        if _CONTROL.search(joined):
+            # Tab, CR and LF included: none belongs in these fields (a line break in a field
+            # is also the usual trace of a quote left open).
+            for name, value in zip(self.header, rec, strict=True):
+                if _CONTROL.search(value):
+                    raise RowError(f"{name}: contains control characters")
         (nik_raw, name, place, dob_raw, sex, email, phone, kpj_raw, employer, status,
          reg_raw) = (rec[i].strip() for i in self.pos)
         try:

@@ -172,6 +172,32 @@ def test_import_cli_prints_a_summary_and_exits_zero(registry_csv, capsys):
     assert "3 rows read" in out and "rejected:    0" in out
 
 
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("full_name", "SITI\x00NURHALIZA"), ("full_name", "SITI\tNURHALIZA"),
+     ("employer", "PT\x1bMAJU"), ("sex", "P\x00"), ("nik", "3174055708900003\t"),
+     ("email", "siti@contoh.id\x07"), ("registered_on", "2015-03-01\r"),
+     ("birth_place", "JAKARTA\x00"), ("programmes", "JHT\x00")],
+)
+def test_control_characters_are_rejected_naming_the_field(tmp_path, column, value):
+    """NUL would also make PostgreSQL's COPY refuse the whole chunk: one bad row, no import."""
+    header = [*COLUMNS, "programmes"]
+    rec = dict(zip(header, [*GOOD.split(","), "JHT"], strict=True))
+    rec[column] = value
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)  # CR quoted too
+    out.writerow(header)
+    out.writerow([*GOOD2.split(","), ""])
+    out.writerow(rec.values())
+    path = write(tmp_path, raw=buf.getvalue().encode())
+    summary = import_csv(path, progress=False)
+    assert (summary.rows, summary.rejected, summary.memberships_added) == (2, 1, 1)
+    (rej,) = rejects(path)
+    assert rej["line"] == "3"
+    assert rej["reason"].startswith(f"{column}: contains control characters")
+    assert rej[column] == value
+
+
 # --- the fast path gives exactly what the reference rules give --------------------------------
 
 _MUTATIONS = {
@@ -266,7 +292,7 @@ def tricky_files(tmp_path: Path) -> tuple[Path, Path]:
             rec[4] = rec[4].lower()  # accepted through the reference path
             rec[1] = f"  {rec[1]}  "
         if i % 11 == 5:
-            rec[8] = rec[8].replace(" ", "\n", 1)  # a quoted field over two lines
+            rec[8] = rec[8].replace(" ", "\n", 1)  # a quoted field over two lines (a reject)
         add(rec)
         if i % 7 == 2:
             add([*rec[:7], rec[7], "PT LAIN", "nonaktif", *rec[10:]])  # same KPJ, changed
