@@ -130,9 +130,13 @@ def _parse_chunks(
     * membership: ``(nik_index, kpj, employer, status, registered_on, programmes)`` plus, for
       PostgreSQL, its binary ``COPY`` fields but the person id and the timestamps.
 
-    Dates travel as ISO text. Malformed CSV, blank lines and bad rows are handled as before:
-    a malformed record is a reject with no fields, a blank line is skipped, a bad row is a
-    reject with its fields and the reason from :meth:`RowParser.parse`.
+    Dates travel as ISO text. A blank line is skipped; a bad row is a reject with its fields
+    and the reason from :meth:`RowParser.parse`; a record the CSV reader refuses is a reject
+    too, counted as read, with its raw text read again from the file (:class:`_RawLines`) so
+    that the operator can mend it from the rejects file. A quote left open swallows the lines
+    after it into one field until the reader gives up (at a badly placed quote, at the field
+    size limit or at the end of the file); each of those lines is then a reject of its own,
+    so the rejects file shows exactly which lines were not imported.
     """
     sqlite = vendor == "sqlite"
     seal = _Sealer(parser.ring).seal
@@ -143,7 +147,8 @@ def _parse_chunks(
     date_field = _bounded_memo(_pg_date)
 
     kid_field = _pg_text(index_kid)
-    with open(src, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+    with open(src, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh, \
+            _RawLines(src) as raw_lines:
         reader = csv.reader(fh, strict=True)
         next(reader, None)  # the header, checked by the caller
         rows = 0
@@ -161,7 +166,9 @@ def _parse_chunks(
             except StopIteration:
                 break
             except csv.Error as exc:
-                rejects.append((start, f"malformed CSV: {exc}", []))
+                found = raw_lines.malformed(start, reader.line_num, exc)
+                rows += len(found)
+                rejects += found
                 continue
             if not rec or (len(rec) == 1 and not rec[0].strip()):
                 continue  # blank line
@@ -171,7 +178,11 @@ def _parse_chunks(
                 try:
                     row = slow(rec)
                 except RowError as exc:
-                    rejects.append((start, str(exc), rec))
+                    reason = str(exc)
+                    if reader.line_num > start:
+                        reason += (f" (a quoted field runs over lines {start}\u2013"
+                                   f"{reader.line_num} as one record)")
+                    rejects.append((start, reason, rec))
                     continue
             (index, nik, name, place, birth, sex, email, phone, contact, kpj, employer, status,
              reg, programmes) = row
@@ -219,6 +230,74 @@ def _parse_chunks(
         if rows or rejects:
             yield ParsedChunk(rows, os.lseek(fh.fileno(), 0, os.SEEK_CUR), rejects, line_nos,
                               members, people, repeats)
+
+
+class _RawLines:
+    """The file's lines read again, forward only, for the records the CSV reader refuses.
+
+    The reader does not give back the text of a record it refuses, and keeping every line's
+    text for the rare refusal would cost every row; so the lines are read again here, with
+    the same settings and numbering as the reader's (one line per item of the file iterator),
+    which the refusals arrive in increasing order for: one forward pass serves them all.
+    """
+
+    def __init__(self, src: Path) -> None:
+        self.src = src
+        self.fh: IO[str] | None = None
+        self.line = 0  # lines read so far
+
+    def __enter__(self) -> _RawLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+    def lines(self, first: int, last: int) -> list[str]:
+        """The text of lines ``first`` to ``last`` (1-based, inclusive), line breaks removed."""
+        if self.fh is None:
+            self.fh = open(self.src, encoding="utf-8-sig", errors="surrogateescape",  # noqa: SIM115
+                           newline="")
+        found = []
+        if first <= self.line:
+            raise RuntimeError(f"line {first} was already read")  # never: refusals come in order
+        for text in self.fh:
+            self.line += 1
+            if self.line >= first:
+                found.append(text.rstrip("\r\n"))
+                if self.line >= last:
+                    break
+        return found
+
+    def malformed(
+        self, start: int, end: int, exc: csv.Error
+    ) -> list[tuple[int, str, list[str]]]:
+        """The rejects for a record refused by the CSV reader: lines ``start`` to ``end``.
+
+        On one line: a reject with the line's text as its first field. Over several lines, a
+        quote opened on line ``start`` was not closed there: line ``start`` is a reject that
+        says so, and every later non-blank line one of its own, with its fields when the line
+        reads as a record by itself (else its text as the first field).
+        """
+        texts = self.lines(start, end)
+        if len(texts) <= 1:
+            return [(start, f"malformed CSV: {exc}", texts)]
+        found = [(start, f"unterminated quoted field starting at line {start}: lines "
+                         f"{start}\u2013{end} were read as one field ({exc})", texts[:1])]
+        for line, text in enumerate(texts[1:], start + 1):
+            if text.strip():
+                found.append((line, f"not imported: inside the quoted field left open at line "
+                                    f"{start}", _split_line(text)))
+        return found
+
+
+def _split_line(text: str) -> list[str]:
+    """The fields of one line read as a record by itself, or ``[text]`` if it is not one."""
+    try:
+        recs = list(csv.reader([text], strict=True))
+    except csv.Error:
+        return [text]
+    return recs[0] if len(recs) == 1 else [text]
 
 
 class _SourceRecords:

@@ -121,6 +121,7 @@ def test_non_utf8_lines_and_malformed_csv_are_rejected_not_fatal(tmp_path):
     reasons = {r["line"]: r["reason"] for r in rejects(path)}
     assert reasons["3"] == "the line is not valid UTF-8 text"
     assert reasons["4"].startswith("malformed CSV")
+    assert summary.rows == 4 and summary.rejected == 2
     # the rejected bytes are written back exactly as they came
     assert b"MU\xc4AMMAD" in rejects_path_for(path).read_bytes()
 
@@ -172,6 +173,9 @@ def test_import_cli_prints_a_summary_and_exits_zero(registry_csv, capsys):
     assert "3 rows read" in out and "rejected:    0" in out
 
 
+GOOD3 = "3201011505850001,BUDI SANTOSO,BANDUNG,1985-05-15,L,,,22233344455,PT BARU,aktif,"
+
+
 @pytest.mark.parametrize(
     ("column", "value"),
     [("full_name", "SITI\x00NURHALIZA"), ("full_name", "SITI\tNURHALIZA"),
@@ -196,6 +200,44 @@ def test_control_characters_are_rejected_naming_the_field(tmp_path, column, valu
     assert rej["line"] == "3"
     assert rej["reason"].startswith(f"{column}: contains control characters")
     assert rej[column] == value
+
+
+def test_a_malformed_record_keeps_its_text_in_the_rejects_and_counts_as_read(tmp_path):
+    bad = '3174055708900003,"SITI "NUR,JAKARTA'
+    path = write(tmp_path, HEADER, GOOD2, bad, GOOD)
+    summary = import_csv(path, progress=False)
+    assert (summary.rows, summary.rejected, summary.memberships_added) == (3, 1, 2)
+    (rej,) = rejects(path)
+    assert rej["line"] == "3" and rej["reason"].startswith("malformed CSV")
+    assert rej["nik"] == bad
+
+
+def test_an_unterminated_quote_says_which_lines_it_swallowed_and_rejects_each(tmp_path):
+    opened = GOOD.replace("SITI NURHALIZA", '"SITI NURHALIZA')
+    more = GOOD3.replace("PT BARU", '"PT BARU, TBK"')  # its quote ends the swallowed field
+    last = GOOD3.replace("22233344455", "22233344466")
+    path = write(tmp_path, HEADER, GOOD2, opened, GOOD2.replace("44,", "55,"), "", more, last)
+    summary = import_csv(path, progress=False)
+    by_line = {r["line"]: r for r in rejects(path)}
+    assert list(by_line) == ["3", "4", "6"]
+    assert by_line["3"]["reason"].startswith(
+        "unterminated quoted field starting at line 3: lines 3\u20136 were read as one field")
+    assert by_line["3"]["nik"] == opened
+    for line in ("4", "6"):
+        assert by_line[line]["reason"] == \
+            "not imported: inside the quoted field left open at line 3"
+    # a line that reads as a record by itself keeps its fields, for mending
+    assert by_line["4"]["kpj"] == "11122233355"
+    assert by_line["6"]["employer"] == "PT BARU, TBK"
+    assert (summary.rows, summary.rejected, summary.memberships_added) == (5, 3, 2)
+    assert set(Membership.objects.values_list("kpj", flat=True)) == {"11122233344",
+                                                                     "22233344466"}
+    # to the end of the file
+    path = write(tmp_path, HEADER, GOOD2, opened, GOOD3)
+    summary = import_csv(path, progress=False)
+    assert [r["line"] for r in rejects(path)] == ["3", "4"]
+    assert summary.first_rejects[0].startswith(
+        "line 3: unterminated quoted field starting at line 3: lines 3\u20134")
 
 
 # --- the fast path gives exactly what the reference rules give --------------------------------
@@ -311,6 +353,8 @@ def tricky_files(tmp_path: Path) -> tuple[Path, Path]:
         if i % 14 == 8:
             lines.append(",".join(rec).replace(rec[1], rec[1][:2] + "\xc4").encode("latin-1")
                          + b"\n")
+        if i == 28:
+            lines.append(b'3174055708900003,"SITI NUR,JAKARTA\n')  # swallows the next lines
     add([*rows[45][:7], rows[3][7], *rows[45][8:]])  # a KPJ the database gives another NIK
     tricky = tmp_path / "tricky.csv"
     tricky.write_bytes(b"".join(lines))
@@ -344,6 +388,11 @@ def test_the_worker_process_gives_exactly_the_serial_result(tmp_path):
     assert summaries[1]["rejected"] > 20 and summaries[1]["memberships_updated"] > 0  # type: ignore[index]
     assert b"kpj: this KPJ already belongs to another NIK" in serial[1]  # type: ignore[operator]
     assert b"malformed CSV" in serial[1] and b"\xc4" in serial[1]  # type: ignore[operator]
+    assert b"unterminated quoted field" in serial[1]  # type: ignore[operator]
+    for s in summaries[1:]:  # type: ignore[index]
+        # every record read is accounted for
+        assert s["rows"] == (s["memberships_added"] + s["memberships_updated"] + s["unchanged"]
+                             + s["rejected"])
     assert run_tricky(tmp_path, parallel=True) == serial
 
 
