@@ -134,13 +134,16 @@ def import_csv(
         )
     started = time.perf_counter()
     summary = ImportSummary(rejects_path=str(rejects_path_for(src)))
-    with open(src, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh, open(
+    # The header is checked before the rejects file is opened: a file that cannot be imported
+    # at all leaves the rejects file of an earlier import as it was.
+    with open(src, encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        header = _read_header(csv.reader(fh, strict=True), src)
+    parser = RowParser(header, ring)
+    with open(
         summary.rejects_path, "w", encoding="utf-8", errors="surrogateescape", newline=""
     ) as rej_fh:
-        header = _read_header(csv.reader(fh, strict=True), src)
         rejects = csv.writer(rej_fh)
         rejects.writerow(["line", "reason", *header])
-        parser = RowParser(header, ring)
         writer = Writer()
 
         def reject(line: int, reason: str, rec: list[str]) -> None:
@@ -178,13 +181,29 @@ def import_csv(
 
 
 def _read_header(reader: Iterator[list[str]], src: Path) -> list[str]:
+    """The file's column names, or an ImportFileError that says what is wrong with line 1.
+
+    The messages never quote the line itself unless it is a header: a file without one starts
+    with a person's NIK, name and date of birth, and the message goes to stderr and cron logs.
+    """
+    expected = f"Expected header: {','.join(COLUMNS)}"
     try:
-        header = next(reader)
+        first = next(reader)
     except StopIteration:
         raise ImportFileError(f"{src}: the file is empty (expected a header line)") from None
     except csv.Error as exc:
-        raise ImportFileError(f"{src}: line 1: {exc}") from None
-    header = [h.strip().lower() for h in header]
+        raise ImportFileError(f"{src}: line 1: not a valid CSV header ({exc}). {expected}") \
+            from None
+    header = [h.strip().lower() for h in first]
+    known = {*COLUMNS, *OPTIONAL_COLUMNS}
+    if not known.intersection(header):
+        by_semicolon = {h.strip().lower() for h in ",".join(first).split(";")}
+        if len(by_semicolon) > 1 and known.intersection(by_semicolon):
+            raise ImportFileError(
+                f"{src}: line 1: the columns seem to be separated by semicolons (as Excel saves "
+                f"CSV with Indonesian regional settings); the file must use commas. {expected}"
+            )
+        raise ImportFileError(f"{src}: line 1: the first line is not a header. {expected}")
     try:
         "".join(header).encode("utf-8")
     except UnicodeEncodeError:

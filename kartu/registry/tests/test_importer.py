@@ -240,6 +240,40 @@ def test_an_unterminated_quote_says_which_lines_it_swallowed_and_rejects_each(tm
         "line 3: unterminated quoted field starting at line 3: lines 3\u20134")
 
 
+def test_a_file_that_cannot_be_imported_leaves_the_earlier_rejects_file(tmp_path):
+    path = write(tmp_path, HEADER, GOOD.replace(",P,", ",X,"))
+    import_csv(path, progress=False)
+    before = rejects_path_for(path).read_bytes()
+    assert b"sex: must be L or P" in before
+    for raw in (b"", b"nik,full_name\n"):
+        path.write_bytes(raw)
+        with pytest.raises(ImportFileError):
+            import_csv(path, progress=False)
+        assert rejects_path_for(path).read_bytes() == before
+    absent = tmp_path / "new.csv"
+    absent.write_bytes(b"")
+    with pytest.raises(ImportFileError):
+        import_csv(absent, progress=False)
+    assert not rejects_path_for(absent).exists()
+
+
+def test_a_file_without_a_header_is_refused_without_quoting_the_row(tmp_path):
+    with pytest.raises(ImportFileError) as err:
+        import_csv(write(tmp_path, GOOD, GOOD2), progress=False)
+    message = str(err.value)
+    assert "the first line is not a header" in message
+    for secret in ("3174055708900003", "SITI", "1990-08-17", "siti@contoh.id", "12345678901"):
+        assert secret not in message
+
+
+def test_a_file_separated_by_semicolons_is_refused_with_the_reason(tmp_path):
+    path = write(tmp_path, HEADER.replace(",", ";"), GOOD.replace(",", ";"))
+    with pytest.raises(ImportFileError, match="separated by semicolons") as err:
+        import_csv(path, progress=False)
+    assert "3174055708900003" not in str(err.value)
+    assert not rejects_path_for(path).exists()
+
+
 # --- the fast path gives exactly what the reference rules give --------------------------------
 
 _MUTATIONS = {
