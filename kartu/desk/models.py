@@ -38,10 +38,19 @@ def _open(blob: bytes | memoryview | None, aad: bytes) -> str:
     return crypto.decrypt(blob, aad) if blob else ""
 
 
+def address_key(channel: str, sender: str) -> str:
+    """What a contact's blind index is computed from (also its requester key)."""
+    return f"{channel}:{sender}"
+
+
 class Contact(models.Model):
     channel = models.CharField(max_length=20)
-    # Blind index of the sender id (lookups) + its ciphertext (to answer).
+    # Blind index of the sender id (lookups) + its ciphertext (to answer). Looked up under every
+    # live index key; a blind-index rotation moves it to the new key (kartu.registry.keys).
     address_index = models.CharField(max_length=32)
+    # The index key it was made with; "" for contacts made before the key id was kept (the
+    # next rotation re-indexes them like any other).
+    address_index_kid = models.CharField(max_length=32, blank=True, default="")
     address_cipher = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -61,7 +70,7 @@ class Contact(models.Model):
     @property
     def requester_key(self) -> str:
         """The key rate limits and the audit know this sender by, e.g. ``email:a@b.id``."""
-        return f"{self.channel}:{self.address}"
+        return address_key(self.channel, self.address)
 
 
 class Conversation(models.Model):

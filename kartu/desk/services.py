@@ -26,12 +26,19 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from kartu.core import crypto
 from kartu.desk import channels
-from kartu.desk.models import CONTACT_AAD, Contact, Conversation, Message, Outbox
+from kartu.desk.models import (
+    CONTACT_AAD,
+    Contact,
+    Conversation,
+    Message,
+    Outbox,
+    address_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +65,109 @@ class Inbound:
     meta: dict[str, Any] | None = None  # transport details kept for the reply (email headers)
 
 
+def address_indexes(channel: str, sender: str, ring: crypto.Keyring | None = None) -> list[str]:
+    """The sender's blind index under every live index key, active first: while a blind-index
+    rotation re-indexes (kartu.registry.keys), a returning sender's contact may be under either
+    key, and a lookup under the active key alone would give them a second contact."""
+    return crypto.blind_indexes(address_key(channel, sender), ring)
+
+
+def _oldest(contacts: QuerySet[Contact]) -> Contact | None:
+    """Of a sender's contacts the one kept (two exist only until a rotation merges them)."""
+    return contacts.order_by("created_at", "pk").first()
+
+
 def _contact(channel: str, sender: str) -> Contact:
-    index = crypto.blind_index(f"{channel}:{sender}")
-    contact = Contact.objects.filter(channel=channel, address_index=index).first()
+    ring = crypto.keyring()
+    indexes = address_indexes(channel, sender, ring)
+    contact = _oldest(Contact.objects.filter(channel=channel, address_index__in=indexes))
     if contact is None:
         try:
             with transaction.atomic():
                 contact = Contact.objects.create(
-                    channel=channel, address_index=index,
-                    address_cipher=crypto.encrypt(sender, CONTACT_AAD),
+                    channel=channel, address_index=indexes[0],
+                    address_index_kid=ring.active_index,
+                    address_cipher=crypto.encrypt(sender, CONTACT_AAD, ring),
                 )
         except IntegrityError:  # created concurrently
-            contact = Contact.objects.get(channel=channel, address_index=index)
+            contact = Contact.objects.get(channel=channel, address_index=indexes[0])
     return contact
+
+
+def merge_contacts(first: int, second: int) -> int | None:
+    """Merge two contacts of the same sender into the older one and return its id.
+
+    Two contacts of one sender exist only around a blind-index rotation: one made under the old
+    key and one under the new (by a process that had not yet re-read the key file, or by code
+    that looked up under the active key only). Everything that points at the newer contact
+    moves to the older one, which is what every lookup picks; if both have an open
+    conversation, those fold into one (:func:`_fold_open_conversations`), so the member's case
+    goes on in a single thread. One transaction: all of it or nothing.
+
+    Locks are taken in the order the message path takes them (messages, then their
+    conversation), so a message being processed meanwhile waits for the merge, or the merge
+    for it, without a deadlock."""
+    pks = [first, second]
+    with transaction.atomic():
+        open_conversations = list(
+            Conversation.objects.filter(contact_id__in=pks)
+            .exclude(status=Conversation.Status.RESOLVED).values_list("pk", flat=True))
+        list(Message.objects.select_for_update().filter(conversation_id__in=open_conversations)
+             .order_by("pk").values_list("pk", flat=True))
+        list(Conversation.objects.select_for_update().filter(contact_id__in=pks)
+             .order_by("pk").values_list("pk", flat=True))
+        contacts = list(Contact.objects.select_for_update().filter(pk__in=pks)
+                        .order_by("created_at", "pk"))
+        if not contacts:
+            return None
+        keep = contacts[0]
+        for drop in contacts[1:]:
+            if drop.channel != keep.channel:
+                raise ValueError("contacts of different channels are different senders")
+            for relation in Contact._meta.related_objects:
+                if relation.many_to_many:
+                    raise NotImplementedError(f"move {relation.name} of a merged contact")
+                name = relation.field.name
+                relation.field.model._base_manager.filter(**{name: drop}).update(
+                    **{name: keep})
+            drop.delete()
+        _fold_open_conversations(keep)
+    return keep.pk
+
+
+def _fold_open_conversations(contact: Contact) -> None:
+    """Fold the contact's open conversations into the oldest one (it has one at most, except
+    after :func:`merge_contacts`): its messages, and what the bot was told, in one thread.
+
+    The newer conversation's facts win (the member said them last); the case stays with the
+    agents if either was handed over, flagged if either was, and assigned to whoever had it."""
+    conversations = list(
+        Conversation.objects.select_for_update().filter(contact=contact)
+        .exclude(status=Conversation.Status.RESOLVED).order_by("pk"))
+    if len(conversations) < 2:
+        return
+    kept, newer = conversations[0], conversations[1:]
+    state = kept.state
+    for other in newer:
+        state.update(other.state)
+    everyone = conversations  # oldest first
+    handed_over = [c for c in everyone if c.status == Conversation.Status.WAITING]
+    latest = [c for c in reversed(everyone) if c.last_outcome or c.person_id is not None]
+    Message.objects.filter(conversation__in=newer).update(conversation=kept)
+    Conversation.objects.filter(pk__in=[c.pk for c in newer]).delete()
+    kept.state = state
+    Conversation.objects.filter(pk=kept.pk).update(
+        state_cipher=kept.state_cipher,
+        status=Conversation.Status.WAITING if handed_over else Conversation.Status.OPEN,
+        escalation=handed_over[0].escalation if handed_over else kept.escalation,
+        flagged=any(c.flagged for c in everyone),
+        assigned_to=next((c.assigned_to_id for c in everyone if c.assigned_to_id), None),
+        failures=max(c.failures for c in everyone),
+        language=everyone[-1].language,
+        last_outcome=latest[0].last_outcome if latest else "",
+        person_id=latest[0].person_id if latest else None,
+        updated_at=max(c.updated_at for c in everyone),
+    )
 
 
 def _open_conversation(contact: Contact) -> Conversation:

@@ -9,12 +9,15 @@ forgotten (and its old key never retired).
 Blind-index keys: the new key is added beside the old one; every process re-reads the key file
 within a few seconds and from then on looks NIKs up under *both* keys; each person is re-indexed
 under the new key (their contact digest too, which is keyed from the index key), then every NIK
-lock — registered NIK or not, from the NIK kept encrypted in the lock; then the old key is
-removed and its id recorded as retired (an id never names two keys). A lookup finds the person,
-and the lock check finds the lock, at every moment of the rotation. Locks written before locks
-kept their NIK cannot be moved unless their NIK is in the registry: while any remains the old
-keys stay live (lookups keep trying them), and ``kartu keys rotate --index`` run again after
-they are cleared finishes the same rotation instead of starting another.
+lock — registered NIK or not, from the NIK kept encrypted in the lock — and every help-desk
+contact (from its encrypted address); then the old key is removed and its id recorded as
+retired (an id never names two keys). A lookup finds the person, the lock check finds the lock
+and a returning sender finds their contact at every moment of the rotation. Should a sender
+have got a second contact all the same (a process that had not yet re-read the key file), the
+re-index merges it into the older one (``kartu.desk.services.merge_contacts``). Locks written
+before locks kept their NIK cannot be moved unless their NIK is in the registry: while any
+remains the old keys stay live (lookups keep trying them), and ``kartu keys rotate --index``
+run again after they are cleared finishes the same rotation instead of starting another.
 
 The per-NIK failure counters (3 per 24 h) are counted under the active index only and are not
 moved: they are pseudonyms of a blind index, so they cannot be re-keyed, and they expire on
@@ -107,6 +110,8 @@ class Reindexed:
     people: int = 0
     locks: int = 0
     stuck_locks: int = 0  # locks without their NIK whose NIK is not in the registry
+    contacts: int = 0
+    contacts_merged: int = 0  # a sender's second contact, merged into the first
 
 
 @dataclass
@@ -118,6 +123,8 @@ class RotationReport:
     reindexed: int = 0
     locks_reindexed: int = 0
     stuck_locks: int = 0
+    contacts_reindexed: int = 0
+    contacts_merged: int = 0
     old_index_keys: list[str] = dataclass_field(default_factory=list)  # still live
 
     def text(self) -> str:
@@ -126,8 +133,11 @@ class RotationReport:
             parts.append(f"active field key {self.field_key}: {self.reencrypted} rows "
                          "re-encrypted")
         if self.index_key:
-            parts.append(f"active index key {self.index_key}: {self.reindexed} people and "
-                         f"{self.locks_reindexed} locks re-indexed")
+            parts.append(f"active index key {self.index_key}: {self.reindexed} people, "
+                         f"{self.locks_reindexed} locks and {self.contacts_reindexed} contacts "
+                         "re-indexed")
+            if self.contacts_merged:
+                parts[-1] += f" ({self.contacts_merged} duplicate contacts merged)"
         text = "; ".join(parts)
         if self.stuck_locks:
             text += (f"; NOT finished: old index keys {', '.join(self.old_index_keys)} stay "
@@ -218,6 +228,7 @@ def rotate(
         done = reindex(ring, batch, log)
         report.reindexed, report.locks_reindexed = done.people, done.locks
         report.stuck_locks = done.stuck_locks
+        report.contacts_reindexed, report.contacts_merged = done.contacts, done.contacts_merged
         old = [k for k in ring.index_keys if k != ring.active_index]
         if done.stuck_locks and old:
             report.old_index_keys = old
@@ -335,13 +346,14 @@ def _reencrypt_rows(
 def reindex(
     ring: crypto.Keyring, batch: int = 1000, log: Callable[[str], None] = _quiet
 ) -> Reindexed:
-    """Move every person (with their contact digest) and every NIK lock to the active
-    blind-index key. Locks go first (a lock written before locks kept their NIK is matched to
-    its person while the person is still under the old index) and once more at the end (any
-    written under the old key meanwhile)."""
+    """Move every person (with their contact digest), every NIK lock and every desk contact to
+    the active blind-index key. Locks go first (a lock written before locks kept their NIK is
+    matched to its person while the person is still under the old index) and once more at the
+    end (any written under the old key meanwhile)."""
     done = Reindexed()
     done.locks += _reindex_locks(ring, batch).locks
     done.people = _reindex_people(ring, batch, log)
+    done.contacts, done.contacts_merged = reindex_contacts(ring, batch, log)
     last = _reindex_locks(ring, batch)
     done.locks += last.locks
     done.stuck_locks = last.stuck_locks
@@ -395,6 +407,76 @@ def _reindex_people(ring: crypto.Keyring, batch: int, log: Callable[[str], None]
             log(f"registry.Person: {done} people re-indexed …")
 
 
+def reindex_contacts(
+    ring: crypto.Keyring, batch: int = 1000, log: Callable[[str], None] = _quiet
+) -> tuple[int, int]:
+    """Move every desk contact to the active blind-index key, batch by batch (see
+    :func:`reindex_contacts_batch`) until none is left under another key; returns how many
+    contacts were re-indexed and how many duplicates were merged into an older contact.
+
+    Online and idempotent: a contact already under the active key is not read again, so an
+    interrupted rotation is finished by running it again."""
+    moved = merged = stalled = 0
+    reported = time.monotonic()
+    while (step := reindex_contacts_batch(ring, batch)) is not None:
+        moved += step[0]
+        merged += step[1]
+        stalled = 0 if any(step) else stalled + 1
+        if stalled >= 10:
+            raise RotationError("desk.Contact: contacts kept changing during re-indexing; "
+                                "run the rotation again")
+        if time.monotonic() - reported >= 5:
+            reported = time.monotonic()
+            log(f"desk.Contact: {moved} contacts re-indexed, {merged} merged …")
+    if moved or merged:
+        log(f"desk.Contact: {moved} contacts re-indexed, {merged} duplicates merged")
+    return moved, merged
+
+
+def reindex_contacts_batch(ring: crypto.Keyring, batch: int = 1000) -> tuple[int, int] | None:
+    """Move up to ``batch`` contacts not yet under the active index key to it, in one
+    transaction; returns (re-indexed, merged), or None once every contact is under it.
+
+    The new index is computed from the decrypted address. A contact whose new index is already
+    taken is the same sender's second contact (made under the new key while this one was under
+    the old): the two are merged into the older one, which then takes the new index. Each row
+    is written with a compare-and-swap on the index and key id read, so a row changed meanwhile
+    (merged by a concurrent rotation) is left alone and read again by the next batch."""
+    from kartu.desk import services as desk
+    from kartu.desk.models import CONTACT_AAD, Contact, address_key
+
+    rows = list(Contact.objects.exclude(address_index_kid=ring.active_index).order_by("pk")
+                .values_list("pk", "channel", "address_index", "address_index_kid",
+                             "address_cipher")[:batch])
+    if not rows:
+        return None
+    moved = merged = 0
+    to_active = {"address_index_kid": ring.active_index}
+    with transaction.atomic():
+        for pk, channel, index, kid, blob in rows:
+            address = crypto.decrypt(blob, CONTACT_AAD, ring)
+            new_index = crypto.blind_index(address_key(channel, address), ring.active_index, ring)
+            try:
+                with transaction.atomic():
+                    moved += Contact.objects.filter(
+                        pk=pk, address_index=index, address_index_kid=kid
+                    ).update(address_index=new_index, **to_active)
+                continue
+            except IntegrityError:
+                pass
+            other = (Contact.objects.filter(channel=channel, address_index=new_index)
+                     .values_list("pk", flat=True).first())
+            if other is None:  # gone meanwhile: the next batch reads this one again
+                continue
+            kept = desk.merge_contacts(pk, other)
+            if kept is None:  # both gone meanwhile (merged by a concurrent rotation)
+                continue
+            Contact.objects.filter(pk=kept).update(address_index=new_index, **to_active)
+            moved += kept == pk
+            merged += 1
+    return moved, merged
+
+
 def _reindex_locks(ring: crypto.Keyring, batch: int) -> Reindexed:
     done = Reindexed()
     last = 0
@@ -435,9 +517,13 @@ def _reindex_locks(ring: crypto.Keyring, batch: int) -> Reindexed:
 
 def status() -> dict[str, object]:
     ring = crypto.keyring()
+    from kartu.desk.models import Contact
+
     by_index = {}
+    contacts_by_index = {}
     for kid in ring.index_keys:
         by_index[kid] = Person.objects.filter(nik_index_kid=kid).count()
+        contacts_by_index[kid] = Contact.objects.filter(address_index_kid=kid).count()
     return {
         "source": ring.source,
         "field_keys": list(ring.field_keys),
@@ -445,5 +531,8 @@ def status() -> dict[str, object]:
         "index_keys": list(ring.index_keys),
         "active_index_key": ring.active_index,
         "people_by_index_key": by_index,
+        "contacts_by_index_key": contacts_by_index,
+        "contacts_not_on_a_live_key": Contact.objects.exclude(
+            address_index_kid__in=list(ring.index_keys)).count(),
         "locks_without_nik": NikLock.objects.filter(nik_cipher__isnull=True).count(),
     }

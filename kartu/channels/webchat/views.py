@@ -63,11 +63,10 @@ def _messages(request: HttpRequest) -> list[dict[str, str]]:
     sender = request.session.get("webchat_sender")
     if not sender:
         return []
-    from kartu.core import crypto
-
-    index = crypto.blind_index(f"{CHANNEL}:{sender}")
+    # Under every live index key: mid-rotation the contact may be under the old one.
+    indexes = services.address_indexes(CHANNEL, str(sender))
     rows = (Message.objects.filter(conversation__contact__channel=CHANNEL,
-                                   conversation__contact__address_index=index)
+                                   conversation__contact__address_index__in=indexes)
             .select_related("outbox").order_by("sent_at", "pk")[:200])
     out = []
     for m in rows:

@@ -194,6 +194,27 @@ def _key_ids_in_use() -> dict[str, set[str]]:
     return used
 
 
+def test_an_index_rotation_moves_the_desk_contacts_too(own_keys_file, loaded_registry):
+    """Contacts are keyed by a blind index of their address: the rotation moves them, or every
+    returning sender would get a second contact once the old key is gone (see
+    kartu/desk/tests/test_contact_rotation.py for lookups mid-rotation and merges)."""
+    from kartu.desk.models import CONTACT_AAD, Contact
+
+    _make_every_kind_of_ciphertext()
+    old = crypto.keyring().active_index
+    assert keys.status()["contacts_by_index_key"] == {old: 1}
+    report = keys.rotate(field=False, log=lambda _: None, wait=False)
+    ring = crypto.keyring()
+    contact = Contact.objects.get()
+    assert contact.address_index == crypto.blind_index(
+        "email:" + crypto.decrypt(contact.address_cipher, CONTACT_AAD))
+    assert contact.address_index_kid == ring.active_index != old
+    assert report.contacts_reindexed == 1 and "1 contacts re-indexed" in report.text()
+    state = keys.status()
+    assert state["contacts_by_index_key"] == {ring.active_index: 1}
+    assert state["contacts_not_on_a_live_key"] == 0
+
+
 def test_a_field_rotation_reencrypts_every_encrypted_column(own_keys_file, loaded_registry):
     from kartu.card import keys as card_keys
 
