@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import multiprocessing
+import operator
 import os
 import sys
 import time
@@ -145,12 +146,21 @@ def import_csv(
         rejects = csv.writer(rej_fh)
         rejects.writerow(["line", "reason", *header])
         writer = Writer()
+        # A chunk's rejects come from reading and, for KPJs owned by another NIK, from
+        # writing; they are collected here and written in line order once the chunk is done.
+        pending: list[tuple[int, str, list[str]]] = []
 
         def reject(line: int, reason: str, rec: list[str]) -> None:
-            summary.rejected += 1
-            rejects.writerow([line, reason, *rec])
-            if len(summary.first_rejects) < max_listed_rejects:
-                summary.first_rejects.append(f"line {line}: {reason}")
+            pending.append((line, reason, rec))
+
+        def write_rejects() -> None:
+            pending.sort(key=operator.itemgetter(0))
+            for line, reason, rec in pending:
+                summary.rejected += 1
+                rejects.writerow([line, reason, *rec])
+                if len(summary.first_rejects) < max_listed_rejects:
+                    summary.first_rejects.append(f"line {line}: {reason}")
+            pending.clear()
 
         if parallel is None:
             parallel = src.stat().st_size >= 2 * chunk_size * _BYTES_PER_ROW_ESTIMATE
@@ -171,10 +181,10 @@ def import_csv(
             stack.enter_context(writer.tuned())
             for chunk in worker if worker is not None else chunks():
                 summary.rows += chunk.rows
-                for line, reason, rec in chunk.rejects:
-                    reject(line, reason, rec)
+                pending += chunk.rejects
                 if chunk.members:
                     _apply_chunk(chunk, writer, summary, reject, sources)
+                write_rejects()
                 bar.advance_to(chunk.position)
     summary.seconds = time.perf_counter() - started
     return summary

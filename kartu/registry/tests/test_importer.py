@@ -274,6 +274,14 @@ def test_a_file_separated_by_semicolons_is_refused_with_the_reason(tmp_path):
     assert not rejects_path_for(path).exists()
 
 
+def test_rejects_found_while_writing_are_in_line_order(tmp_path):
+    other = GOOD2.replace("11122233344", "12345678901")  # the KPJ of line 2, another NIK
+    path = write(tmp_path, HEADER, GOOD, other, GOOD.replace(",P,", ",X,"))
+    summary = import_csv(path, progress=False)
+    assert [r["line"] for r in rejects(path)] == ["3", "4"]
+    assert [r.split(":")[0] for r in summary.first_rejects] == ["line 3", "line 4"]
+
+
 # --- the fast path gives exactly what the reference rules give --------------------------------
 
 _MUTATIONS = {
@@ -424,9 +432,12 @@ def test_the_worker_process_gives_exactly_the_serial_result(tmp_path):
     assert b"malformed CSV" in serial[1] and b"\xc4" in serial[1]  # type: ignore[operator]
     assert b"unterminated quoted field" in serial[1]  # type: ignore[operator]
     for s in summaries[1:]:  # type: ignore[index]
-        # every record read is accounted for
+        # every record read is accounted for, and the rejects file is in line order
         assert s["rows"] == (s["memberships_added"] + s["memberships_updated"] + s["unchanged"]
                              + s["rejected"])
+    text = bytes(serial[1]).decode("utf-8", "surrogateescape")  # type: ignore[call-overload]
+    lines = [int(r[0]) for r in list(csv.reader(io.StringIO(text, newline="")))[1:]]
+    assert lines == sorted(lines)
     assert run_tricky(tmp_path, parallel=True) == serial
 
 
