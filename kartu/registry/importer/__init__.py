@@ -179,11 +179,12 @@ def import_csv(
             sources = _SourceRecords(src, parser)
             stack.callback(sources.close)
             stack.enter_context(writer.tuned())
+            with_programmes = parser.programmes_pos is not None
             for chunk in worker if worker is not None else chunks():
                 summary.rows += chunk.rows
                 pending += chunk.rejects
                 if chunk.members:
-                    _apply_chunk(chunk, writer, summary, reject, sources)
+                    _apply_chunk(chunk, writer, summary, reject, sources, with_programmes)
                 write_rejects()
                 bar.advance_to(chunk.position)
     summary.seconds = time.perf_counter() - started
@@ -240,6 +241,7 @@ def _apply_chunk(
     summary: ImportSummary,
     reject: Callable[[int, str, list[str]], None],
     sources: _SourceRecords,
+    with_programmes: bool = True,
 ) -> None:
     """Write one chunk in one transaction.
 
@@ -249,10 +251,16 @@ def _apply_chunk(
     the rest counted unchanged. The common case of a first import - no KPJ known yet and none
     repeated in the chunk - skips the per-row loops and hands the chunk's own tuples to the
     bulk insert.
+
+    ``with_programmes``: the file has the optional ``programmes`` column. Without it (the
+    default export has none) a membership's stored programmes are neither compared nor
+    updated: the file says nothing about them, so exporting and importing back keeps them.
     """
     when = timezone.now()
     now, ts = writer.stamps(when)
     members, people_rows = chunk.members, chunk.people
+    # Membership values compared and updated: employer, status, registered_on [, programmes].
+    end = 6 if with_programmes else 5
     with transaction.atomic():
         # The people of every row are looked up first (a rejected row's person is looked up for
         # nothing, which is harmless), so that the memberships need no join: a KPJ's owner is
@@ -312,7 +320,7 @@ def _apply_chunk(
             seen: dict[str, tuple[Any, ...]] = {}
             for m in members:
                 kpj = m[1]
-                values = m[2:6]  # employer, status, registered_on, programmes
+                values = m[2:end]  # employer, status, registered_on [, programmes]
                 if kpj in seen:
                     # Same KPJ twice for the same NIK in one chunk: the later row wins.
                     if seen[kpj] != values:
@@ -325,7 +333,7 @@ def _apply_chunk(
                 old_m = existing_m.get(kpj)
                 if old_m is None:
                     new_m.append(m)
-                elif old_m[1:] != values:
+                elif old_m[1 : end - 1] != values:
                     changed_m.append((*values, now, kpj))
                 else:
                     summary.unchanged += 1
@@ -334,7 +342,7 @@ def _apply_chunk(
         if new_m:
             writer.add_memberships(new_m, when, ts, ids)
         if changed_m:
-            writer.update_memberships(changed_m)
+            writer.update_memberships(changed_m, with_programmes)
         summary.memberships_added += len(new_m)
         summary.memberships_updated += len(changed_m)
 

@@ -246,10 +246,11 @@ class Writer:
                 f"INSERT INTO registry_membership ({cols}) VALUES ({','.join(['?'] * 8)})", rows
             )
 
-    def update_memberships(self, rows: list[tuple[Any, ...]]) -> None:
+    def update_memberships(self, rows: list[tuple[Any, ...]], programmes: bool = True) -> None:
+        """``rows``: (employer, status, registered_on[, programmes], updated_at, kpj)."""
         p = self.ph
         sql = (f"UPDATE registry_membership SET employer={p}, status={p}, registered_on={p}, "
-               f"programmes={p}, updated_at={p} WHERE kpj={p}")
+               f"{f'programmes={p}, ' if programmes else ''}updated_at={p} WHERE kpj={p}")
         self.raw.cursor().executemany(sql, rows)
 
 

@@ -282,6 +282,31 @@ def test_rejects_found_while_writing_are_in_line_order(tmp_path):
     assert [r.split(":")[0] for r in summary.first_rejects] == ["line 3", "line 4"]
 
 
+def test_a_file_without_the_programmes_column_keeps_the_stored_programmes(tmp_path):
+    """The default export has no programmes column: exporting and importing back loses none."""
+    header = HEADER + ",programmes"
+    import_csv(write(tmp_path, header, GOOD + ",JHT JKK", GOOD2 + ",JP"), progress=False)
+    out = io.StringIO()
+    importer.export_csv(out)  # without programmes
+    path = tmp_path / "export.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    again = import_csv(path, progress=False)
+    assert (again.memberships_updated, again.unchanged) == (0, 2)
+    # a changed row updates its other values and still keeps the programmes; a new
+    # membership gets the default
+    changed = GOOD.replace("PT MAJU", "PT MAJU BARU")
+    summary = import_csv(write(tmp_path, HEADER, changed, GOOD2, GOOD3), progress=False)
+    assert (summary.memberships_updated, summary.unchanged, summary.memberships_added) == \
+        (1, 1, 1)
+    assert dict(Membership.objects.values_list("kpj", "programmes")) == {
+        "12345678901": "JHT JKK", "11122233344": "JP", "22233344455": ""}
+    assert Membership.objects.get(kpj="12345678901").employer == "PT MAJU BARU"
+    # and a file with the column still sets them, to empty as well
+    import_csv(write(tmp_path, header, GOOD + ",", GOOD2 + ",JHT"), progress=False)
+    assert dict(Membership.objects.values_list("kpj", "programmes"))["12345678901"] == ""
+    assert dict(Membership.objects.values_list("kpj", "programmes"))["11122233344"] == "JHT"
+
+
 # --- the fast path gives exactly what the reference rules give --------------------------------
 
 _MUTATIONS = {
