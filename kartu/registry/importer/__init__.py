@@ -77,6 +77,7 @@ from kartu.registry.importer.rows import (
 )
 from kartu.registry.importer.writing import Writer
 from kartu.registry.models import EMAIL_AAD, NIK_AAD, PHONE_AAD
+from kartu.registry.signals import persons_changed
 
 # --- the import -------------------------------------------------------------------------------
 
@@ -255,12 +256,18 @@ def _apply_chunk(
     ``with_programmes``: the file has the optional ``programmes`` column. Without it (the
     default export has none) a membership's stored programmes are neither compared nor
     updated: the file says nothing about them, so exporting and importing back keeps them.
+
+    After the commit, :data:`~kartu.registry.signals.persons_changed` names the people already
+    in the registry whose person row was updated or who gained or changed a membership; the
+    ids come from the look-ups made anyway (no query of their own). People new in this chunk
+    are left out: they have no card yet.
     """
     when = timezone.now()
     now, ts = writer.stamps(when)
     members, people_rows = chunk.members, chunk.people
     # Membership values compared and updated: employer, status, registered_on [, programmes].
     end = 6 if with_programmes else 5
+    touched: set[int] = set()  # ids of existing people whose registry data changed
     with transaction.atomic():
         # The people of every row are looked up first (a rejected row's person is looked up for
         # nothing, which is harmless), so that the memberships need no join: a KPJ's owner is
@@ -303,8 +310,10 @@ def _apply_chunk(
                     new_people.append(p)
                 elif old[5] != p[9]:
                     changed_contact.append((*p[3:10], now, old[0]))
+                    touched.add(old[0])
                 elif old[1:5] != p[3:7]:
                     changed.append((*p[3:7], now, old[0]))
+                    touched.add(old[0])
         else:
             new_people = list(people.values())
         ids = writer.add_people(new_people, when, ts) if new_people else {}
@@ -326,6 +335,9 @@ def _apply_chunk(
                     if seen[kpj] != values:
                         changed_m.append((*values, now, kpj))
                         seen[kpj] = values
+                        old = existing_p.get(m[0])
+                        if old is not None:
+                            touched.add(old[0])
                     else:
                         summary.unchanged += 1
                     continue
@@ -333,18 +345,28 @@ def _apply_chunk(
                 old_m = existing_m.get(kpj)
                 if old_m is None:
                     new_m.append(m)
+                    old = existing_p.get(m[0])
+                    if old is not None:
+                        touched.add(old[0])
                 elif old_m[1 : end - 1] != values:
                     changed_m.append((*values, now, kpj))
+                    touched.add(old_m[0])
                 else:
                     summary.unchanged += 1
         else:
             new_m = members
+            # No row was rejected here, so every person looked up gains a membership.
+            touched.update(old[0] for old in existing_p.values())
         if new_m:
             writer.add_memberships(new_m, when, ts, ids)
         if changed_m:
             writer.update_memberships(changed_m, with_programmes)
         summary.memberships_added += len(new_m)
         summary.memberships_updated += len(changed_m)
+        if touched:
+            person_ids = frozenset(touched)
+            transaction.on_commit(lambda: persons_changed.send(
+                sender="registry.importer", person_ids=person_ids))
 
 
 # --- export -----------------------------------------------------------------------------------

@@ -307,6 +307,47 @@ def test_a_file_without_the_programmes_column_keeps_the_stored_programmes(tmp_pa
     assert dict(Membership.objects.values_list("kpj", "programmes"))["11122233344"] == "JHT"
 
 
+def test_the_people_whose_data_changed_are_announced_after_each_chunk(tmp_path):
+    from django.db import transaction
+
+    from kartu.registry.signals import persons_changed
+
+    sent: list[frozenset[int]] = []
+
+    def receiver(sender, person_ids, **kwargs):  # type: ignore[no-untyped-def]
+        assert sender == "registry.importer"
+        assert not transaction.get_connection().in_atomic_block  # after the commit
+        sent.append(person_ids)
+
+    persons_changed.connect(receiver)
+    try:
+        import_csv(write(tmp_path, HEADER, GOOD, GOOD2), progress=False)
+        assert sent == []  # new people have no card yet
+        siti = Person.objects.get(memberships__kpj="12345678901").pk
+        rizki = Person.objects.get(memberships__kpj="11122233344").pk
+        import_csv(write(tmp_path, HEADER, GOOD, GOOD2), progress=False)
+        assert sent == []  # nothing changed
+        # only a new membership of a known person (and a new person): no KPJ known yet
+        new_kpj = GOOD2.replace("11122233344", "11122233300")
+        import_csv(write(tmp_path, HEADER, new_kpj, GOOD3), progress=False)
+        assert sent == [frozenset({rizki})]
+        sent.clear()
+        # a changed person, a changed membership, one unchanged; chunks of one row
+        renamed = GOOD.replace("SITI NURHALIZA", "SITI NURHALIZA PUTRI")
+        moved = GOOD2.replace(",,nonaktif", ",PT LAIN,nonaktif")
+        budi = Person.objects.get(memberships__kpj="22233344455").pk
+        import_csv(write(tmp_path, HEADER, renamed, GOOD3, moved), progress=False,
+                   chunk_size=1)
+        assert sent == [frozenset({siti}), frozenset({rizki})]
+        sent.clear()
+        # a changed phone (the contact digest), in one chunk with a changed membership
+        import_csv(write(tmp_path, HEADER, renamed.replace("081234567890", "081299999999"),
+                         GOOD3.replace("PT BARU", "PT BARU JAYA")), progress=False)
+        assert sent == [frozenset({siti, budi})]
+    finally:
+        persons_changed.disconnect(receiver)
+
+
 # --- the fast path gives exactly what the reference rules give --------------------------------
 
 _MUTATIONS = {
