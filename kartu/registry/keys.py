@@ -177,6 +177,20 @@ def _wait_for_processes(log: Callable[[str], None]) -> None:
     time.sleep(wait)
 
 
+def _import_barrier() -> None:
+    """Wait for the chunks of running imports that read the old keys to commit (PostgreSQL:
+    they hold the import's advisory lock shared; SQLite: the re-index's write transactions
+    wait for theirs anyway). Later chunks read the new key file and stop their import:
+    ``kartu.registry.importer._rotation_barrier``."""
+    from django.db import connection, transaction
+
+    from kartu.registry.importer import ROTATION_LOCK
+
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", [ROTATION_LOCK])
+
+
 def _quiet(_: str) -> None:
     pass
 
@@ -218,6 +232,8 @@ def rotate(
             crypto.write_keys_file(path, data)
             if wait:
                 _wait_for_processes(log)
+    if index:
+        _import_barrier()
     ring = crypto.reload_keyring()
     if field:
         report.field_key = ring.active_field

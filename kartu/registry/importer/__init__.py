@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import logging
 import multiprocessing
 import operator
 import os
@@ -78,6 +79,8 @@ from kartu.registry.importer.rows import (
 from kartu.registry.importer.writing import Writer
 from kartu.registry.models import EMAIL_AAD, NIK_AAD, PHONE_AAD
 from kartu.registry.signals import persons_changed
+
+log = logging.getLogger(__name__)
 
 # --- the import -------------------------------------------------------------------------------
 
@@ -185,7 +188,8 @@ def import_csv(
                 summary.rows += chunk.rows
                 pending += chunk.rejects
                 if chunk.members:
-                    _apply_chunk(chunk, writer, summary, reject, sources, with_programmes)
+                    _apply_chunk(chunk, writer, summary, reject, sources, with_programmes,
+                                 ring.index_kids)
                 write_rejects()
                 bar.advance_to(chunk.position)
     summary.seconds = time.perf_counter() - started
@@ -243,6 +247,7 @@ def _apply_chunk(
     reject: Callable[[int, str, list[str]], None],
     sources: _SourceRecords,
     with_programmes: bool = True,
+    index_kids: list[str] | None = None,
 ) -> None:
     """Write one chunk in one transaction.
 
@@ -261,6 +266,9 @@ def _apply_chunk(
     in the registry whose person row was updated or who gained or changed a membership; the
     ids come from the look-ups made anyway (no query of their own). People new in this chunk
     are left out: they have no card yet.
+
+    ``index_kids``: the blind-index keys the rows were indexed with. A rotation that started
+    since then stops the import before this chunk writes (see :func:`_rotation_barrier`).
     """
     when = timezone.now()
     now, ts = writer.stamps(when)
@@ -269,6 +277,8 @@ def _apply_chunk(
     end = 6 if with_programmes else 5
     touched: set[int] = set()  # ids of existing people whose registry data changed
     with transaction.atomic():
+        if index_kids is not None:
+            _rotation_barrier(index_kids, chunk)
         # The people of every row are looked up first (a rejected row's person is looked up for
         # nothing, which is harmless), so that the memberships need no join: a KPJ's owner is
         # compared by person id, which stands for exactly one blind index.
@@ -365,8 +375,49 @@ def _apply_chunk(
         summary.memberships_updated += len(changed_m)
         if touched:
             person_ids = frozenset(touched)
-            transaction.on_commit(lambda: persons_changed.send(
-                sender="registry.importer", person_ids=person_ids))
+            transaction.on_commit(lambda: _announce(person_ids))
+
+
+#: PostgreSQL advisory lock between an import's chunks (shared) and the start of a blind-index
+#: rotation (exclusive, taken once its new key is written): ``kartu.registry.keys.rotate``.
+ROTATION_LOCK = 0x6B617274  # "kart"
+
+
+def _rotation_barrier(index_kids: list[str], chunk: ParsedChunk) -> None:
+    """Refuse to write a chunk indexed under keys that are no longer the live ones.
+
+    An import checks at its start that no rotation is in progress, but a rotation may start
+    while it runs; rows it then wrote under the old index key would be missed by the
+    re-index (or duplicate a person the re-index has already moved). So each chunk, inside its
+    transaction, reads the key file afresh and stops the import if the index keys changed. On
+    PostgreSQL the chunk first takes the shared advisory lock that the rotation takes
+    exclusively after writing its new key, so a chunk that checked the old keys has committed
+    before the re-index starts; on SQLite the chunk's write transaction does the same (the
+    re-index waits for the write lock)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [ROTATION_LOCK])
+    if crypto.reload_keyring().index_kids != index_kids:
+        raise ImportFileError(
+            f"a blind-index key rotation started during the import: the rows before line "
+            f"{chunk.lines[0]} are imported, the rest are not. Run the same import again "
+            "once `kartu keys rotate` has finished (importing the same file twice changes "
+            "nothing)."
+        )
+
+
+def _announce(person_ids: frozenset[int]) -> None:
+    """Tell the listeners (the card app) which people changed. A listener's failure is logged
+    and does not stop the import: the rows are committed, and a card whose data changed is
+    also caught when it is next shown."""
+    for receiver, result in persons_changed.send_robust(sender="registry.importer",
+                                                        person_ids=person_ids):
+        if isinstance(result, Exception):
+            log.error("import: %s failed for %d changed people", getattr(
+                receiver, "__qualname__", receiver), len(person_ids),
+                exc_info=(type(result), result, result.__traceback__))
 
 
 # --- export -----------------------------------------------------------------------------------

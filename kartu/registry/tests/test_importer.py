@@ -383,6 +383,25 @@ def outcome(parse, rec):  # type: ignore[no-untyped-def]
         return str(exc)
 
 
+def test_a_failing_listener_does_not_stop_the_import(tmp_path, caplog):
+    from kartu.registry.signals import persons_changed
+
+    def broken(sender, person_ids, **kwargs):  # type: ignore[no-untyped-def]
+        raise RuntimeError("card service down")
+
+    import_csv(write(tmp_path, HEADER, GOOD), progress=False)
+    persons_changed.connect(broken)
+    try:
+        renamed = GOOD.replace("SITI NURHALIZA", "SITI NURHALIZA PUTRI")
+        summary = import_csv(write(tmp_path, HEADER, renamed, GOOD2), progress=False,
+                             chunk_size=1)
+    finally:
+        persons_changed.disconnect(broken)
+    assert (summary.people_updated, summary.people_added) == (1, 1)
+    assert Person.objects.filter(full_name="SITI NURHALIZA PUTRI").exists()
+    assert any("failed for 1 changed people" in r.getMessage() for r in caplog.records)
+
+
 def test_the_fast_parser_agrees_with_the_reference_rules_on_mutated_rows():
     """Randomised: ``RowParser.parse_fast`` returns what ``parse`` returns, or the same error."""
     import random

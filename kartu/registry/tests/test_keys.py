@@ -274,3 +274,38 @@ def test_a_rotation_refuses_to_start_with_an_unlisted_binary_column(own_keys_fil
     with pytest.raises(keys.RotationError, match=r"desk\.Message\.text_cipher is not listed"):
         keys.rotate(log=lambda _: None, wait=False)
     assert crypto.read_keys_file(own_keys_file) == before  # no key was added
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_index_rotation_that_starts_during_an_import_stops_it_cleanly(
+    own_keys_file, tmp_path, monkeypatch
+):
+    """Rows written under the old index after the re-index passed them would be unfindable
+    once the old key goes (or duplicate a person already moved): the import stops at the first
+    chunk after the rotation's new key, and running it again afterwards completes it."""
+    from kartu.registry import demo, importer
+
+    path = tmp_path / "demo.csv"
+    rows = demo.write_csv_file(path, 120)
+    real_apply = importer._apply_chunk
+    calls = {"n": 0}
+
+    def apply_then_rotate(*args, **kwargs):
+        calls["n"] += 1
+        real_apply(*args, **kwargs)
+        if calls["n"] == 1:  # a rotation starts (and finishes) after the first chunk
+            keys.rotate(field=False, log=lambda _: None, wait=False)
+
+    monkeypatch.setattr(importer, "_apply_chunk", apply_then_rotate)
+    with pytest.raises(importer.ImportFileError, match="rotation started during the import"):
+        import_csv(path, progress=False, parallel=False, chunk_size=40)
+    assert calls["n"] == 2  # the second chunk was refused, nothing of it written
+    assert Person.objects.count() == len({p.nik for p in Person.objects.all()}) > 0
+    monkeypatch.setattr(importer, "_apply_chunk", real_apply)
+    again = import_csv(path, progress=False, parallel=False, chunk_size=40)
+    assert again.rejected == 0
+    assert len(crypto.keyring().index_keys) == 1
+    people = list(Person.objects.all())
+    assert len({p.nik for p in people}) == len(people)  # no NIK twice
+    assert all(p.nik_index == crypto.blind_index(p.nik) for p in people)
+    assert Person.objects.count() == len(people) and again.rows == rows
