@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from kartu.core import sql
 from kartu.core.ratelimit import DeferredHit
-from kartu.registry.models import AuditEvent, AuditHead
+from kartu.registry.models import AuditEvent, AuditHead, NikLock
 
 GENESIS = "0" * 64
 
@@ -112,19 +112,22 @@ def append(
     # Django's SQLite format for an aware datetime (naive UTC text), without its slower adapter.
     stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     params = [stamp, *fields, body, *unless_locked]
-    for _attempt in range(2):
+    for _attempt in range(3):
         with sql.hot_cursor() as cur:
             cur.execute(statement, params)
             row = cur.fetchone()
         if row is not None:
             return row[0]
-        # Nothing written: the NIK is locked, or the head row (made by migration 0003) is gone.
-        if AuditHead.objects.filter(pk=1).exists():
+        # Nothing written: the NIK is locked, or there was no head row when the statement ran
+        # (migration 0003 makes it; a test flush deletes it). Tell the two apart explicitly:
+        # another writer may have made the head since, so "the head exists now" does not
+        # mean the NIK is locked (that mistake dropped a record under concurrent writers).
+        if unless_locked and NikLock.objects.filter(nik_index__in=unless_locked).exists():
             return None
         AuditHead.objects.get_or_create(
             pk=1, defaults={"last_id": 0, "last_hash": GENESIS, "count": 0}
         )
-    return None
+    raise RuntimeError("the audit record could not be appended (no head row)")
 
 
 # SQLite: one statement. The head is read and the record inserted by INSERT ... SELECT (a write
