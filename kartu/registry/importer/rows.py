@@ -400,4 +400,5 @@ def _iso_date(raw: str, column: str) -> date:
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        raise RowError(f"{column}: {raw!r} is not a real date") from None
+        # The value is not repeated: the summary goes to terminals and cron logs.
+        raise RowError(f"{column}: not a real date (day or month out of range)") from None

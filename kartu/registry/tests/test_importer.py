@@ -75,7 +75,7 @@ def test_a_changed_row_updates_its_record(tmp_path):
     [
         (GOOD.replace("3174055708900003", "317405570890000"), "nik: "),
         (GOOD.replace("1990-08-17", "17-08-1990"), "birth_date: dates are written YYYY-MM-DD"),
-        (GOOD.replace("1990-08-17", "1990-02-30"), "birth_date: "),
+        (GOOD.replace("1990-08-17", "1990-02-30"), "birth_date: not a real date"),
         (GOOD.replace("1990-08-17", "1991-08-17"), "nik: its birth-date digits do not agree"),
         (GOOD.replace(",P,", ",L,"), "nik: its birth-date digits do not agree"),
         (GOOD.replace(",P,", ",X,"), "sex: must be L or P"),
@@ -96,6 +96,8 @@ def test_bad_rows_are_rejected_with_line_and_reason_and_good_rows_kept(tmp_path,
     assert rej["reason"].startswith(reason), rej["reason"]
     assert rej["nik"] == line.split(",")[0]  # the original columns follow
     assert Membership.objects.filter(kpj="11122233344").exists()
+    # The reason (also printed in the summary, to terminals and cron logs) repeats no value.
+    assert not any(len(value) > 3 and value in rej["reason"] for value in line.split(","))
 
 
 def test_a_kpj_that_belongs_to_another_nik_is_rejected_in_the_file_and_across_imports(tmp_path):
