@@ -345,7 +345,7 @@ class RowParser:
         try:
             nik = nik_rules.validate(nik_raw, today=self.today)
         except nik_rules.InvalidNik as exc:
-            raise RowError(f"nik: {exc}") from None
+            raise RowError(f"nik: {_NIK_REASONS[exc.code]}") from None
         dob = _iso_date(dob_raw, "birth_date")
         if dob > self.today or dob.year < 1900:
             raise RowError("birth_date: not a plausible date of birth")
@@ -392,6 +392,17 @@ class RowParser:
         person = PersonRow(index, nik.value, name, place, dob, sex, email, phone,
                            _contact_digest(email, phone, self.contact_key))
         return person, MembershipRow(index, kpj, employer, status, registered_on, programmes)
+
+
+# Fixed reasons: the validator's own messages quote digits of the NIK (its date, its province
+# code), and a reject reason is printed in the summary, to terminals and cron logs.
+_NIK_REASONS: dict[str, str] = {
+    "format": "may contain only digits",
+    "length": "must have 16 digits",
+    "province": "its first two digits are not an Indonesian province code",
+    "birth_date": "its birth-date digits are not a possible date of birth",
+    "serial": "its serial number (the last four digits) starts at 0001",
+}
 
 
 def _iso_date(raw: str, column: str) -> date:

@@ -73,7 +73,9 @@ def test_a_changed_row_updates_its_record(tmp_path):
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        (GOOD.replace("3174055708900003", "317405570890000"), "nik: "),
+        (GOOD.replace("3174055708900003", "317405570890000"), "nik: must have 16 digits"),
+        (GOOD.replace("3174055708900003", "3174053102900003"), "nik: its birth-date digits are"),
+        (GOOD.replace("3174055708900003", "9974055708900003"), "nik: its first two digits"),
         (GOOD.replace("1990-08-17", "17-08-1990"), "birth_date: dates are written YYYY-MM-DD"),
         (GOOD.replace("1990-08-17", "1990-02-30"), "birth_date: not a real date"),
         (GOOD.replace("1990-08-17", "1991-08-17"), "nik: its birth-date digits do not agree"),
