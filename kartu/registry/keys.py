@@ -232,8 +232,7 @@ def rotate(
             crypto.write_keys_file(path, data)
             if wait:
                 _wait_for_processes(log)
-    if index:
-        _import_barrier()
+    _import_barrier()
     ring = crypto.reload_keyring()
     if field:
         report.field_key = ring.active_field

@@ -132,7 +132,7 @@ def import_csv(
     if not src.is_file():
         raise ImportFileError(f"{src}: no such file")
     ring = crypto.keyring()
-    if len(ring.index_keys) > 1:
+    if _people_left_to_reindex(ring):
         raise ImportFileError(
             "a blind-index key rotation is in progress; run `kartu keys rotate` to finish it "
             "before importing"
@@ -189,7 +189,7 @@ def import_csv(
                 pending += chunk.rejects
                 if chunk.members:
                     _apply_chunk(chunk, writer, summary, reject, sources, with_programmes,
-                                 ring.index_kids)
+                                 _key_state(ring))
                 write_rejects()
                 bar.advance_to(chunk.position)
     summary.seconds = time.perf_counter() - started
@@ -247,7 +247,7 @@ def _apply_chunk(
     reject: Callable[[int, str, list[str]], None],
     sources: _SourceRecords,
     with_programmes: bool = True,
-    index_kids: list[str] | None = None,
+    keys_read: tuple[str, list[str]] | None = None,
 ) -> None:
     """Write one chunk in one transaction.
 
@@ -267,8 +267,9 @@ def _apply_chunk(
     ids come from the look-ups made anyway (no query of their own). People new in this chunk
     are left out: they have no card yet.
 
-    ``index_kids``: the blind-index keys the rows were indexed with. A rotation that started
-    since then stops the import before this chunk writes (see :func:`_rotation_barrier`).
+    ``keys_read``: the keys the rows were encrypted and indexed with (:func:`_key_state`). A
+    rotation that started since then stops the import before this chunk writes (see
+    :func:`_rotation_barrier`).
     """
     when = timezone.now()
     now, ts = writer.stamps(when)
@@ -277,8 +278,8 @@ def _apply_chunk(
     end = 6 if with_programmes else 5
     touched: set[int] = set()  # ids of existing people whose registry data changed
     with transaction.atomic():
-        if index_kids is not None:
-            _rotation_barrier(index_kids, chunk)
+        if keys_read is not None:
+            _rotation_barrier(keys_read, chunk)
         # The people of every row are looked up first (a rejected row's person is looked up for
         # nothing, which is harmless), so that the memberships need no join: a KPJ's owner is
         # compared by person id, which stands for exactly one blind index.
@@ -383,25 +384,41 @@ def _apply_chunk(
 ROTATION_LOCK = 0x6B617274  # "kart"
 
 
-def _rotation_barrier(index_kids: list[str], chunk: ParsedChunk) -> None:
-    """Refuse to write a chunk indexed under keys that are no longer the live ones.
+def _key_state(ring: crypto.Keyring) -> tuple[str, list[str]]:
+    return ring.active_field, ring.index_kids
+
+
+def _people_left_to_reindex(ring: crypto.Keyring) -> bool:
+    """Whether an index rotation is still moving people: then an import would insert a second
+    row for a person not yet moved. (Old index keys may also stay live only for NIK locks
+    written before locks kept their NIK: people are all moved then, and imports go on.)"""
+    from kartu.registry.models import Person
+
+    return len(ring.index_keys) > 1 and Person.objects.exclude(
+        nik_index_kid=ring.active_index).exists()
+
+
+def _rotation_barrier(keys_read: tuple[str, list[str]], chunk: ParsedChunk) -> None:
+    """Refuse to write a chunk encrypted or indexed under keys that are no longer the live ones.
 
     An import checks at its start that no rotation is in progress, but a rotation may start
     while it runs; rows it then wrote under the old index key would be missed by the
-    re-index (or duplicate a person the re-index has already moved). So each chunk, inside its
-    transaction, reads the key file afresh and stops the import if the index keys changed. On
-    PostgreSQL the chunk first takes the shared advisory lock that the rotation takes
-    exclusively after writing its new key, so a chunk that checked the old keys has committed
-    before the re-index starts; on SQLite the chunk's write transaction does the same (the
-    re-index waits for the write lock)."""
+    re-index (or duplicate a person the re-index has already moved), and rows encrypted under
+    the old field key would be missed by the re-encryption (and become unreadable once that
+    key is dropped). So each chunk, inside its transaction, reads the key file afresh and stops
+    the import if the active field key or the index keys changed. On PostgreSQL the chunk
+    first takes the shared advisory lock that the rotation takes exclusively after writing its
+    new key, so a chunk that read the old keys has committed before the rotation's own work
+    starts; on SQLite the chunk's write transaction does the same (the rotation waits for the
+    write lock)."""
     from django.db import connection
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [ROTATION_LOCK])
-    if crypto.reload_keyring().index_kids != index_kids:
+    if _key_state(crypto.reload_keyring()) != keys_read:
         raise ImportFileError(
-            f"a blind-index key rotation started during the import: the rows before line "
+            f"a key rotation started during the import: the rows before line "
             f"{chunk.lines[0]} are imported, the rest are not. Run the same import again "
             "once `kartu keys rotate` has finished (importing the same file twice changes "
             "nothing)."

@@ -276,13 +276,16 @@ def test_a_rotation_refuses_to_start_with_an_unlisted_binary_column(own_keys_fil
     assert crypto.read_keys_file(own_keys_file) == before  # no key was added
 
 
+@pytest.mark.parametrize("rotated", ["index", "field"])
 @pytest.mark.django_db(transaction=True)
-def test_an_index_rotation_that_starts_during_an_import_stops_it_cleanly(
-    own_keys_file, tmp_path, monkeypatch
+def test_a_rotation_that_starts_during_an_import_stops_it_cleanly(
+    own_keys_file, tmp_path, monkeypatch, rotated
 ):
     """Rows written under the old index after the re-index passed them would be unfindable
-    once the old key goes (or duplicate a person already moved): the import stops at the first
-    chunk after the rotation's new key, and running it again afterwards completes it."""
+    once the old key goes (or duplicate a person already moved); rows encrypted under the old
+    field key after the re-encryption passed them would become unreadable once it is dropped.
+    The import stops at the first chunk after the rotation's new key, and running it again
+    afterwards completes it."""
     from kartu.registry import demo, importer
 
     path = tmp_path / "demo.csv"
@@ -294,7 +297,8 @@ def test_an_index_rotation_that_starts_during_an_import_stops_it_cleanly(
         calls["n"] += 1
         real_apply(*args, **kwargs)
         if calls["n"] == 1:  # a rotation starts (and finishes) after the first chunk
-            keys.rotate(field=False, log=lambda _: None, wait=False)
+            keys.rotate(field=rotated == "field", index=rotated == "index",
+                        log=lambda _: None, wait=False)
 
     monkeypatch.setattr(importer, "_apply_chunk", apply_then_rotate)
     with pytest.raises(importer.ImportFileError, match="rotation started during the import"):
@@ -308,4 +312,23 @@ def test_an_index_rotation_that_starts_during_an_import_stops_it_cleanly(
     people = list(Person.objects.all())
     assert len({p.nik for p in people}) == len(people)  # no NIK twice
     assert all(p.nik_index == crypto.blind_index(p.nik) for p in people)
+    assert {crypto.key_id_of(p.nik_cipher) for p in people} == {crypto.keyring().active_field}
     assert Person.objects.count() == len(people) and again.rows == rows
+
+
+def test_old_locks_that_keep_an_old_index_key_live_do_not_block_imports(
+    own_keys_file, loaded_registry, tmp_path
+):
+    """A lock written before locks kept their NIK, on a NIK not in the registry, keeps the old
+    index key live after a rotation; people are all moved, so imports must go on."""
+    from kartu.registry import demo
+
+    NikLock.objects.create(nik_index=crypto.blind_index("3174055708900099"), nik_cipher=None)
+    report = keys.rotate(field=False, log=lambda _: None, wait=False)
+    assert report.stuck_locks == 1 and len(crypto.keyring().index_keys) == 2
+    path = tmp_path / "demo.csv"
+    rows = demo.write_csv_file(path, 20)
+    summary = import_csv(path, progress=False)
+    assert summary.rows == rows and summary.rejected == 0
+    ring = crypto.keyring()
+    assert not Person.objects.exclude(nik_index_kid=ring.active_index).exists()
