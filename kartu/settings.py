@@ -325,6 +325,9 @@ MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = "kartu"
 # WebAuthn needs HTTPS except on localhost; allow plain http only for development and tests.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# Flash messages name a member's KPJ and, on the desk, a member's name: keep them in the
+# server-side session, not in the (signed, readable) cookie of Django's default storage.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 USERSESSIONS_TRACK_ACTIVITY = False  # no write on every request; sessions are still listed
 # Agents, staff and superusers must use a second factor before /desk/ or /admin/ works.
 KARTU_REQUIRE_STAFF_MFA = True

@@ -137,6 +137,8 @@ def test_a_member_replaces_their_card(siti):  # type: ignore[no-untyped-def]
 
     response = siti.post(f"/akun/kartu/{membership.pk}/ganti/")
     assert response.status_code == 302 and response["Location"] == "/akun/kartu/"
+    # The message names the KPJ: it stays in the server-side session, not in a cookie.
+    assert "messages" not in response.cookies
     old.refresh_from_db()
     assert old.revoked_at is not None and old.revoked_reason == "requested"
     assert qr.verify(old_text).status == "revoked"
