@@ -64,8 +64,10 @@ def _allowed(purpose: str, subject: str, recipient: str, subject_limit: Limit) -
     now = time.time()
     if not _limiter.hit("otp-issue", f"{purpose}:{subject}", subject_limit, now).allowed:
         return False
-    if recipient and not _limiter.hit("otp-recipient", f"{purpose}:{recipient}",
-                                      RECIPIENT_LIMIT, now).allowed:
+    # The recipient's budget is shared by every purpose (account linking and the bot both send
+    # to a person's contact on file): at most RECIPIENT_LIMIT codes an hour, whoever asks.
+    if recipient and not _limiter.hit("otp-recipient", recipient, RECIPIENT_LIMIT,
+                                      now).allowed:
         _limiter.undo("otp-issue", f"{purpose}:{subject}", subject_limit, now)
         return False
     return True

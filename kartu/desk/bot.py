@@ -19,7 +19,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from kartu.core import otp
+from kartu.core import crypto, otp
 from kartu.core.ratelimit import Limit
 from kartu.desk.models import Conversation, Message
 from kartu.registry import nik as nik_rules
@@ -205,7 +205,10 @@ def _otp_subject(person_id: int, conversation: Conversation) -> str:
     """A code belongs to the person *and* the sender who asked for it (as in account linking):
     keyed by the person alone, a stranger who knows the owner's details could void the owner's
     code with wrong tries, or by asking again, and use up the codes the person may receive."""
-    return f"person:{person_id}:contact:{conversation.contact_id}"
+    # The sender by a pseudonym of its channel address, not by the contact row: an index
+    # rotation may merge two rows of the same sender, and the code must survive that.
+    sender = crypto.pseudonym(conversation.contact.requester_key, "otp-sender")
+    return f"person:{person_id}:sender:{sender}"
 
 
 def _send_code(conversation: Conversation, result: registry.Verification, lang: str) -> Outcome:

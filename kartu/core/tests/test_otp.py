@@ -50,3 +50,12 @@ def test_the_recipient_cap_is_shared_and_a_refused_code_is_not_counted_for_its_s
                          subject_limit=two).sent
     # without a recipient only the subject's own limit applies
     assert otp.issue("t", "person:6:account:3", email=TO, subject_limit=two).sent
+
+
+def test_the_recipient_cap_holds_across_purposes() -> None:
+    """Account linking and the bot both send codes to a person's contact on file: together
+    at most RECIPIENT_LIMIT an hour, whoever asks and for whatever purpose."""
+    sent = [otp.issue(purpose, f"person:7:{purpose}:{n}", email=TO, recipient="person:7").sent
+            for n in range(2) for purpose in ("link", "bot")]
+    assert sent == [True, True, True, False]
+    assert len(mail.outbox) == otp.RECIPIENT_LIMIT.count
