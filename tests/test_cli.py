@@ -169,3 +169,13 @@ def test_import_rejects_bad_file_clearly(data_dir, tmp_path):
     result = kartu(data_dir, "registry", "import", str(bad))
     assert result.returncode != 0
     assert "empty" in result.stderr
+
+
+@pytest.mark.django_db
+def test_verify_argument_errors_are_a_command_error_in_process():
+    """Only the command line gets the JSON answer and exit status 2; ``call_command`` keeps
+    Django's CommandError (no SystemExit inside the calling process)."""
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="--nik"):
+        call_command("registry", "verify", "--dob", "1990-08-17")

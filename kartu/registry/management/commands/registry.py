@@ -30,7 +30,7 @@ class Command(BaseCommand):
 
         def error(message: str) -> NoReturn:
             # Options no subcommand knows (--colour) are refused here, not by `verify`'s parser.
-            if "verify" in sys.argv[2:3]:
+            if "verify" in sys.argv[2:3] and self._from_command_line():
                 _json_argument_error(message)
             refuse(message)
             raise SystemExit(2)  # refuse() exits or raises; this line is never reached
@@ -52,7 +52,7 @@ class Command(BaseCommand):
 
         ver = sub.add_parser("verify", help="verify a claimed identity; prints one JSON object")
         # Scripts read one JSON object from `verify`, also when the arguments are wrong.
-        ver.error = _json_argument_error  # type: ignore[method-assign]
+        ver.error = self._verify_argument_error  # type: ignore[method-assign]
         ver.add_argument("--nik", required=True)
         ver.add_argument("--name", default=None)
         ver.add_argument("--place", default=None)
@@ -64,6 +64,16 @@ class Command(BaseCommand):
         unl = sub.add_parser("unlock", help="clear the failed-attempt lock on a NIK")
         unl.add_argument("--nik", required=True)
         unl.add_argument("--by", default="cli:operator")
+
+    def _from_command_line(self) -> bool:
+        return bool(getattr(self, "_called_from_command_line", False))
+
+    def _verify_argument_error(self, message: str) -> NoReturn:
+        """From the command line: the JSON answer. From ``call_command``: Django's usual
+        CommandError (never a SystemExit inside the calling process)."""
+        if self._from_command_line():
+            _json_argument_error(message)
+        raise CommandError(f"Error: {message}")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         getattr(self, f"do_{opts['action']}")(opts)
