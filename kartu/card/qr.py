@@ -172,7 +172,25 @@ def _cbor(data: bytes, what: str) -> Any:
         raise _Reject("bad_cbor", f"{what} is not valid CBOR") from None
     if fp.tell() != len(data):
         raise _Reject("bad_cbor", f"{what} has trailing bytes after the CBOR item")
+    if not _safe_ints(obj):
+        # The browser's verifier (verify.js) reads integers as JavaScript numbers and refuses
+        # any beyond 2**53 while decoding; refusing them here too keeps both answers the same.
+        raise _Reject("bad_cbor", f"{what} holds an integer beyond 2**53")
     return obj
+
+
+def _safe_ints(obj: Any, depth: int = 0) -> bool:
+    if type(obj) is int:
+        return -(2**53) <= obj <= 2**53 - 1
+    if depth > 32:  # cbor2 bounds nesting itself; this only bounds the walk
+        return True
+    if isinstance(obj, dict):
+        return all(_safe_ints(k, depth + 1) and _safe_ints(v, depth + 1) for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return all(_safe_ints(v, depth + 1) for v in obj)
+    if isinstance(obj, cbor2.CBORTag):
+        return _safe_ints(obj.value, depth + 1)
+    return True
 
 
 def _is_int(value: object) -> bool:
