@@ -19,7 +19,9 @@ person, so a stranger's half-finished claim cannot lock the owner out.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -34,6 +36,9 @@ from kartu.core.ratelimit import Limit
 from kartu.registry import audit
 from kartu.registry import services as registry
 from kartu.registry.models import AuditEvent, Membership, Person
+
+if TYPE_CHECKING:
+    from kartu.card.models import Card
 
 PURPOSE = "account-link"
 CHANNEL = "account"
@@ -217,6 +222,23 @@ def confirmed_link(user: AbstractBaseUser) -> Link | None:
         Link.objects.filter(user_id=user.pk, state__in=Link.CONFIRMED)
         .select_related("person").first()
     )
+
+
+def current_cards(link: Link, memberships: Sequence[Membership]) -> list[Card] | None:
+    """The current Kartu Digital of each membership, for the account of ``link`` — or None
+    when the link is no longer confirmed.
+
+    The link row is locked while the cards are read or issued: an agent rejecting a branch link
+    locks it too (:func:`reject_at_branch`) and revokes the person's live cards, so a request
+    that passed the link check just before the rejection can no longer be issued a fresh card
+    after it (its card is either revoked by the rejection, or never made)."""
+    from kartu.card import services as cards
+
+    with transaction.atomic():
+        if not Link.objects.select_for_update().filter(
+                pk=link.pk, state__in=Link.CONFIRMED).exists():
+            return None
+        return [cards.current_card(m) for m in memberships]
 
 
 def own_history(

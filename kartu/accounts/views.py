@@ -28,9 +28,10 @@ from kartu.accounts.forms import CodeForm, LinkForm
 from kartu.accounts.models import Link
 from kartu.card import render as card_render
 from kartu.card import services as card_services
+from kartu.card.models import Card
 from kartu.registry import nik as nik_rules
 from kartu.registry import services as registry
-from kartu.registry.models import AuditEvent, Membership, Person
+from kartu.registry.models import AuditEvent, Membership
 
 HISTORY_ROWS = 50
 
@@ -234,14 +235,17 @@ def _render_cards(request: HttpRequest, link: Link, *, reveal: bool = False) -> 
     """One card per membership through the card app's include (``card/_card.html``)."""
     person = link.person
     memberships = list(person.memberships.order_by("kpj"))
+    current = linking.current_cards(link, memberships)
+    if current is None:  # the link was rejected meanwhile
+        return redirect("accounts:link")
     cards = [
         {
-            "view": card_services.card_view(card_services.current_card(m), reveal_nik=reveal),
+            "view": card_services.card_view(card, reveal_nik=reveal),
             "png_url": reverse("accounts:card_png", args=[m.pk]),
             "pdf_url": reverse("accounts:card_pdf", args=[m.pk]),
             "pdf_id1_url": reverse("accounts:card_pdf", args=[m.pk]) + "?ukuran=id1",
         }
-        for m in memberships
+        for m, card in zip(memberships, current, strict=True)
     ]
     return render(request, "accounts/card.html", {
         "link": link,
@@ -277,12 +281,15 @@ def reveal_nik(request: HttpRequest) -> HttpResponse:
     return _render_cards(request, link, reveal=True)
 
 
-def _own_membership(request: HttpRequest, pk: int) -> tuple[Person, Membership]:
+def _own_card(request: HttpRequest, pk: int) -> tuple[Membership, Card]:
     link = linking.confirmed_link(_user(request))
     if link is None:
         raise Http404
     membership = get_object_or_404(Membership, pk=pk, person_id=link.person_id)
-    return link.person, membership
+    current = linking.current_cards(link, [membership])
+    if current is None:
+        raise Http404
+    return membership, current[0]
 
 
 def _download(body: bytes, content_type: str, filename: str) -> HttpResponse:
@@ -296,8 +303,8 @@ def _download(body: bytes, content_type: str, filename: str) -> HttpResponse:
 @login_required
 @require_GET
 def card_png(request: HttpRequest, pk: int) -> HttpResponse:
-    _person, membership = _own_membership(request, pk)
-    png = card_render.render_png(card_services.current_card(membership))
+    membership, card = _own_card(request, pk)
+    png = card_render.render_png(card)
     return _download(png, "image/png", f"kartu-{membership.kpj}.png")
 
 
@@ -306,8 +313,8 @@ def card_png(request: HttpRequest, pk: int) -> HttpResponse:
 @require_GET
 def card_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     size: Literal["a4", "id1"] = "id1" if request.GET.get("ukuran") == "id1" else "a4"
-    _person, membership = _own_membership(request, pk)
-    pdf = card_render.render_pdf(card_services.current_card(membership), size=size)
+    membership, card = _own_card(request, pk)
+    pdf = card_render.render_pdf(card, size=size)
     return _download(pdf, "application/pdf", f"kartu-{membership.kpj}-{size}.pdf")
 
 

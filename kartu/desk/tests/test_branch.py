@@ -140,6 +140,31 @@ def test_rejecting_needs_a_reason_then_unlinks_and_is_audited(
     assert claim_rizki(owner).state == Link.State.PENDING_BRANCH
 
 
+@pytest.mark.parametrize("page", ["card", "png"])
+def test_a_card_request_that_passed_the_link_check_just_before_a_rejection_gets_no_card(
+    pending: Link, monkeypatch: pytest.MonkeyPatch, page: str
+) -> None:
+    """The rejection revokes the person's live cards; a request of the rejected account that
+    had already passed the link check must not be issued a fresh one after it."""
+    member = Client()
+    member.force_login(pending.user)
+    membership = pending.person.memberships.get()
+    real = linking.confirmed_link
+
+    def checked_then_rejected(user):  # type: ignore[no-untyped-def]
+        link = real(user)
+        if link is not None:  # the agent's rejection lands right after this request's check
+            linking.reject_at_branch(link.pk, make_agent(), "not_owner")
+        return link
+
+    monkeypatch.setattr(linking, "confirmed_link", checked_then_rejected)
+    url = "/akun/kartu/" if page == "card" else reverse("accounts:card_png",
+                                                          args=[membership.pk])
+    response = member.get(url)
+    assert response.status_code in (302, 404)
+    assert not membership.cards.filter(revoked_at__isnull=True).exists()
+
+
 def test_actions_need_a_csrf_token(pending: Link) -> None:
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(make_agent())
