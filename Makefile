@@ -22,7 +22,7 @@ run: setup
 	$(BIN)/kartu migrate --noinput -v0
 	$(BIN)/kartu createcachetable
 	$(BIN)/kartu demo --people 1000 --if-empty
-	$(BIN)/kartu up --bind $(BIND)
+	KARTU_PUBLIC_URL="$${KARTU_PUBLIC_URL:-http://$(BIND)}" $(BIN)/kartu up --bind $(BIND)
 
 lint: setup
 	$(BIN)/ruff check .
