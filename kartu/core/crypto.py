@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
@@ -248,5 +249,11 @@ def pseudonym(value: str, purpose: str) -> str:
     """
     from django.conf import settings
 
-    key = hashlib.sha256(f"kartu-pseudonym:{purpose}:{settings.SECRET_KEY}".encode()).digest()
-    return hmac.digest(key, value.encode(), "sha256")[:12].hex()
+    return hmac.digest(_pseudonym_key(purpose, settings.SECRET_KEY), value.encode(),
+                       "sha256")[:12].hex()
+
+
+@functools.lru_cache(maxsize=64)
+def _pseudonym_key(purpose: str, secret: str) -> bytes:
+    # Derived once per purpose (and secret): it runs several times per verification.
+    return hashlib.sha256(f"kartu-pseudonym:{purpose}:{secret}".encode()).digest()

@@ -8,6 +8,7 @@ too. Database triggers refuse UPDATE (and on PostgreSQL DELETE) of audit rows ou
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def append(
         return audit_id
     if counting is not None:
         raise ValueError("a deferred rate-limit hit needs PostgreSQL counters")
-    statement = _SQLITE_APPEND_SQL.format(marks=", ".join(["%s"] * len(unless_locked)) or "NULL")
+    statement = _sqlite_append_sql(len(unless_locked))
     # Django's SQLite format for an aware datetime (naive UTC text), without its slower adapter.
     stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
     params = [stamp, *fields, body, *unless_locked]
@@ -143,6 +144,13 @@ _SQLITE_APPEND_SQL = (
     "AND NOT EXISTS (SELECT 1 FROM registry_niklock WHERE nik_index IN ({marks})) "
     "RETURNING id"
 )
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_append_sql(locks: int) -> str:
+    return _SQLITE_APPEND_SQL.format(marks=", ".join(["%s"] * locks) or "NULL")
+
+
 _PG_APPEND_SQL = (
     "SELECT kartu_audit_append(%s::timestamptz, %s::text, %s::text, %s::text, %s::text, "
     "%s::bigint, %s::text, %s::text, %s::text, %s::text, %s::text, %s::text[])"
