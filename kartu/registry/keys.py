@@ -178,17 +178,18 @@ def _wait_for_processes(log: Callable[[str], None]) -> None:
 
 
 def _import_barrier() -> None:
-    """Wait for the chunks of running imports that read the old keys to commit (PostgreSQL:
-    they hold the import's advisory lock shared; SQLite: the re-index's write transactions
-    wait for theirs anyway). Later chunks read the new key file and stop their import:
-    ``kartu.registry.importer._rotation_barrier``."""
-    from django.db import connection, transaction
+    """Wait for the chunks of running imports that read the old keys to commit: they hold the
+    rotation lock (``importer.take_rotation_lock``) from before they read the keys until they
+    commit. Later chunks read the new key file and stop their import
+    (``kartu.registry.importer._rotation_barrier``). Taken explicitly even on SQLite: with
+    nothing to re-encrypt or re-index (an empty registry) the rotation would write nothing and
+    so never wait for a chunk's write lock."""
+    from django.db import transaction
 
-    from kartu.registry.importer import ROTATION_LOCK
+    from kartu.registry.importer import take_rotation_lock
 
-    if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", [ROTATION_LOCK])
+    with transaction.atomic():
+        take_rotation_lock(shared=False)
 
 
 def _quiet(_: str) -> None:

@@ -247,7 +247,7 @@ def _apply_chunk(
     reject: Callable[[int, str, list[str]], None],
     sources: _SourceRecords,
     with_programmes: bool = True,
-    keys_read: tuple[str, list[str]] | None = None,
+    keys_read: tuple[str, str] | None = None,
 ) -> None:
     """Write one chunk in one transaction.
 
@@ -379,13 +379,33 @@ def _apply_chunk(
             transaction.on_commit(lambda: _announce(person_ids))
 
 
-#: PostgreSQL advisory lock between an import's chunks (shared) and the start of a blind-index
+#: PostgreSQL advisory lock between an import's chunks (shared) and the start of a key
 #: rotation (exclusive, taken once its new key is written): ``kartu.registry.keys.rotate``.
 ROTATION_LOCK = 0x6B617274  # "kart"
+#: SQLite: a statement that writes nothing but takes the database's write lock now. (With
+#: kartu's ``transaction_mode`` IMMEDIATE, Django's atomic block already holds it from its
+#: BEGIN; the statement keeps the barrier right under a DEFERRED mode too.)
+SQLITE_TAKE_WRITE_LOCK = "UPDATE registry_audithead SET id = id WHERE 0 = 1"
 
 
-def _key_state(ring: crypto.Keyring) -> tuple[str, list[str]]:
-    return ring.active_field, ring.index_kids
+def take_rotation_lock(shared: bool) -> None:
+    """Inside a transaction: hold the lock that orders key rotations and import chunks until
+    it ends (PostgreSQL: the advisory lock, shared for a chunk, exclusive for a rotation;
+    SQLite: the database's write lock, which both need)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute(f"SELECT pg_advisory_xact_lock{'_shared' if shared else ''}(%s)",
+                        [ROTATION_LOCK])
+        else:
+            cur.execute(SQLITE_TAKE_WRITE_LOCK)
+
+
+def _key_state(ring: crypto.Keyring) -> tuple[str, str]:
+    # The active keys only: an old index key that stays live for legacy NIK locks (and is
+    # dropped when they are cleared) does not change how this import encrypts and indexes.
+    return ring.active_field, ring.active_index
 
 
 def _people_left_to_reindex(ring: crypto.Keyring) -> bool:
@@ -398,24 +418,18 @@ def _people_left_to_reindex(ring: crypto.Keyring) -> bool:
         nik_index_kid=ring.active_index).exists()
 
 
-def _rotation_barrier(keys_read: tuple[str, list[str]], chunk: ParsedChunk) -> None:
+def _rotation_barrier(keys_read: tuple[str, str], chunk: ParsedChunk) -> None:
     """Refuse to write a chunk encrypted or indexed under keys that are no longer the live ones.
 
     An import checks at its start that no rotation is in progress, but a rotation may start
     while it runs; rows it then wrote under the old index key would be missed by the
     re-index (or duplicate a person the re-index has already moved), and rows encrypted under
     the old field key would be missed by the re-encryption (and become unreadable once that
-    key is dropped). So each chunk, inside its transaction, reads the key file afresh and stops
-    the import if the active field key or the index keys changed. On PostgreSQL the chunk
-    first takes the shared advisory lock that the rotation takes exclusively after writing its
-    new key, so a chunk that read the old keys has committed before the rotation's own work
-    starts; on SQLite the chunk's write transaction does the same (the rotation waits for the
-    write lock)."""
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", [ROTATION_LOCK])
+    key is dropped). So each chunk, inside its transaction, first takes the rotation lock
+    (:func:`take_rotation_lock`, which a rotation takes too once its new key is written), then
+    reads the key file afresh and stops the import if an active key changed: a chunk that read
+    the old keys has committed before the rotation's own work starts."""
+    take_rotation_lock(shared=True)
     if _key_state(crypto.reload_keyring()) != keys_read:
         raise ImportFileError(
             f"a key rotation started during the import: the rows before line "

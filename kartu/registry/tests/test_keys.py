@@ -332,3 +332,55 @@ def test_old_locks_that_keep_an_old_index_key_live_do_not_block_imports(
     assert summary.rows == rows and summary.rejected == 0
     ring = crypto.keyring()
     assert not Person.objects.exclude(nik_index_kid=ring.active_index).exists()
+
+
+@pytest.mark.parametrize("rotated", ["index", "field"])
+@pytest.mark.django_db(transaction=True)
+def test_a_rotation_waits_for_an_open_import_chunk_even_with_nothing_to_move(
+    own_keys_file, tmp_path, monkeypatch, rotated
+):
+    """A first import into an empty registry: the rotation (run while the first chunk's
+    transaction is open) has no row to move, so it must wait for the chunk explicitly;
+    otherwise the chunk commits its people under the key the rotation just retired."""
+    import threading
+
+    from django.db import connections
+
+    from kartu.registry import demo, importer
+    from kartu.registry.importer.writing import Writer
+
+    path = tmp_path / "demo.csv"
+    demo.write_csv_file(path, 90)
+    real = Writer.existing_people
+    rotation: list[threading.Thread] = []
+    errors: list[BaseException] = []
+
+    def rotate_in_another_thread() -> None:
+        try:
+            keys.rotate(field=rotated == "field", index=rotated == "index",
+                        log=lambda _: None, wait=False)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def existing_people(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not rotation:  # first chunk, inside its transaction: a rotation starts now
+            rotation.append(threading.Thread(target=rotate_in_another_thread))
+            rotation[0].start()
+            rotation[0].join(timeout=1.5)  # it must wait for this chunk, not finish
+            assert rotation[0].is_alive()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Writer, "existing_people", existing_people)
+    with pytest.raises(importer.ImportFileError, match="rotation started during the import"):
+        import_csv(path, progress=False, parallel=False, chunk_size=40)
+    rotation[0].join(timeout=60)
+    assert not rotation[0].is_alive() and not errors
+    monkeypatch.setattr(Writer, "existing_people", real)
+    import_csv(path, progress=False, parallel=False, chunk_size=40)
+    ring = crypto.reload_keyring()
+    people = list(Person.objects.all())
+    assert len({p.nik for p in people}) == len(people) > 0
+    assert {crypto.key_id_of(p.nik_cipher) for p in people} == {ring.active_field}
+    assert {p.nik_index_kid for p in people} == {ring.active_index}
