@@ -235,10 +235,16 @@ def current_cards(link: Link, memberships: Sequence[Membership]) -> list[Card] |
     from kartu.card import services as cards
 
     with transaction.atomic():
-        if not Link.objects.select_for_update().filter(
-                pk=link.pk, state__in=Link.CONFIRMED).exists():
+        if not lock_confirmed(link):
             return None
         return [cards.current_card(m) for m in memberships]
+
+
+def lock_confirmed(link: Link) -> bool:
+    """Inside a transaction: lock the link row until it ends and say whether it is still
+    confirmed. Every path that issues a card for an account goes through it (see
+    :func:`current_cards`)."""
+    return Link.objects.select_for_update().filter(pk=link.pk, state__in=Link.CONFIRMED).exists()
 
 
 def own_history(

@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.templatetags.static import static
@@ -147,7 +148,7 @@ def reissue(request: HttpRequest, pk: int) -> HttpResponse:
     current card of that membership is revoked (listed in ``revoked.json``) and a new one
     issued. Only for a membership of the person the account is linked to; anything else is 404,
     as for the card downloads."""
-    from kartu.accounts.linking import confirmed_link
+    from kartu.accounts.linking import confirmed_link, lock_confirmed
 
     user = request.user
     assert isinstance(user, AbstractBaseUser)  # login_required has run
@@ -155,7 +156,11 @@ def reissue(request: HttpRequest, pk: int) -> HttpResponse:
     if link is None:
         raise Http404
     membership = get_object_or_404(Membership, pk=pk, person_id=link.person_id)
-    if services.reissue_requested(membership) is None:
+    with transaction.atomic():  # under the link's lock: an agent may be rejecting it now
+        if not lock_confirmed(link):
+            raise Http404
+        issued = services.reissue_requested(membership)
+    if issued is None:
         messages.error(request, gettext(
             "Kartu untuk KPJ %(kpj)s sudah terlalu sering diganti hari ini. Coba lagi besok, "
             "atau hubungi kantor cabang.") % {"kpj": membership.kpj})

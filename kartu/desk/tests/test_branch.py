@@ -140,7 +140,7 @@ def test_rejecting_needs_a_reason_then_unlinks_and_is_audited(
     assert claim_rizki(owner).state == Link.State.PENDING_BRANCH
 
 
-@pytest.mark.parametrize("page", ["card", "png"])
+@pytest.mark.parametrize("page", ["card", "png", "replace"])
 def test_a_card_request_that_passed_the_link_check_just_before_a_rejection_gets_no_card(
     pending: Link, monkeypatch: pytest.MonkeyPatch, page: str
 ) -> None:
@@ -158,9 +158,11 @@ def test_a_card_request_that_passed_the_link_check_just_before_a_rejection_gets_
         return link
 
     monkeypatch.setattr(linking, "confirmed_link", checked_then_rejected)
-    url = "/akun/kartu/" if page == "card" else reverse("accounts:card_png",
-                                                          args=[membership.pk])
-    response = member.get(url)
+    if page == "replace":
+        response = member.post(reverse("card:reissue", args=[membership.pk]))
+    else:
+        response = member.get("/akun/kartu/" if page == "card" else reverse(
+            "accounts:card_png", args=[membership.pk]))
     assert response.status_code in (302, 404)
     assert not membership.cards.filter(revoked_at__isnull=True).exists()
 
