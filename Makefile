@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BIND   ?= 127.0.0.1:8000
+# `make run` serves BIND; without KARTU_PUBLIC_URL, links and the card issuer use the same
+# address, or 127.0.0.1 with its port when BIND is a wildcard (0.0.0.0, [::]).
+BIND_PORT := $(lastword $(subst :, ,$(BIND)))
+PUBLIC_HOSTPORT := $(if $(filter 0.0.0.0:% [::]:%,$(BIND)),127.0.0.1:$(BIND_PORT),$(BIND))
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup run test lint bench bench-import bench-verify bench-extract clean
@@ -22,7 +26,7 @@ run: setup
 	$(BIN)/kartu migrate --noinput -v0
 	$(BIN)/kartu createcachetable
 	$(BIN)/kartu demo --people 1000 --if-empty
-	KARTU_PUBLIC_URL="$${KARTU_PUBLIC_URL:-http://$(BIND)}" $(BIN)/kartu up --bind $(BIND)
+	KARTU_PUBLIC_URL="$${KARTU_PUBLIC_URL:-http://$(PUBLIC_HOSTPORT)}" $(BIN)/kartu up --bind $(BIND)
 
 lint: setup
 	$(BIN)/ruff check .
