@@ -79,6 +79,24 @@ def registry_csv(tmp_path, person_rows):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def own_keys_file(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """A copy of the test keys file that a test may rotate (settings point at it meanwhile)."""
+    import shutil
+
+    from kartu.core import crypto
+
+    original = settings.KARTU_KEYS_FILE
+    path = tmp_path / "keys.json"
+    crypto.keyring()
+    shutil.copy(original, path)
+    settings.KARTU_KEYS_FILE = path
+    crypto.reload_keyring()
+    yield path
+    settings.KARTU_KEYS_FILE = original
+    crypto.reload_keyring()
+
+
+@pytest.fixture
 def loaded_registry(db, registry_csv):  # type: ignore[no-untyped-def]
     from kartu.registry.importer import import_csv
 

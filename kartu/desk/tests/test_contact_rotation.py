@@ -4,7 +4,6 @@ re-indexed with the people, and a duplicate made meanwhile merged into the older
 from __future__ import annotations
 
 import itertools
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,19 +20,6 @@ MEMBER = "siti@contoh.id"
 START = datetime(2025, 1, 1, tzinfo=UTC)
 _ids = itertools.count()
 _minutes = itertools.count()
-
-
-@pytest.fixture
-def own_keys_file(settings, tmp_path):
-    original = settings.KARTU_KEYS_FILE
-    path = tmp_path / "keys.json"
-    crypto.keyring()
-    shutil.copy(original, path)
-    settings.KARTU_KEYS_FILE = path
-    crypto.reload_keyring()
-    yield path
-    settings.KARTU_KEYS_FILE = original
-    crypto.reload_keyring()
 
 
 def add_index_key(path) -> crypto.Keyring:

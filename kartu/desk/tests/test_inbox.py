@@ -185,6 +185,9 @@ def test_list_is_paginated_by_50(desk, adapter):
     second = desk.get(INBOX, {"page": 2}).content.decode()
     assert len(listed(second)) == 2
     assert not listed(first) & listed(second)
+    # the shared pager: a next link on the first page, a previous link on the last
+    assert 'rel="next"' in first and 'rel="prev"' not in first and "Halaman 1 dari 2" in first
+    assert 'rel="prev"' in second and 'rel="next"' not in second
 
 
 # --- conversation page --------------------------------------------------------------------------

@@ -202,17 +202,17 @@ class Writer:
 
     def insert_people(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert complete rows (all 12 columns, Python values); used by the benchmarks."""
-        cols = self.PERSON_COLUMNS
+        self._insert_rows("registry_person", self.PERSON_COLUMNS, rows)
+
+    def _insert_rows(self, table: str, cols: str, rows: list[tuple[Any, ...]]) -> None:
+        """Complete rows in Python values: COPY on PostgreSQL, executemany on SQLite."""
         if self.vendor == "postgresql":
-            with self.raw.cursor() as cur, cur.copy(
-                f"COPY registry_person ({cols}) FROM STDIN"
-            ) as copy:
+            with self.raw.cursor() as cur, cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
-            self.raw.cursor().executemany(
-                f"INSERT INTO registry_person ({cols}) VALUES ({','.join(['?'] * 12)})", rows
-            )
+            marks = ",".join(["?"] * len(cols.split(",")))
+            self.raw.cursor().executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", rows)
 
     def update_people(
         self, rows: list[tuple[Any, ...]], rows_with_contact: list[tuple[Any, ...]]
@@ -234,17 +234,7 @@ class Writer:
 
     def insert_memberships(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert complete rows (person id first, Python values); used by the benchmarks."""
-        cols = self.MEMBERSHIP_COLUMNS
-        if self.vendor == "postgresql":
-            with self.raw.cursor() as cur, cur.copy(
-                f"COPY registry_membership ({cols}) FROM STDIN"
-            ) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            self.raw.cursor().executemany(
-                f"INSERT INTO registry_membership ({cols}) VALUES ({','.join(['?'] * 8)})", rows
-            )
+        self._insert_rows("registry_membership", self.MEMBERSHIP_COLUMNS, rows)
 
     def update_memberships(self, rows: list[tuple[Any, ...]], programmes: bool = True) -> None:
         """``rows``: (employer, status, registered_on[, programmes], updated_at, kpj)."""

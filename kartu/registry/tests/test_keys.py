@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -16,19 +15,6 @@ from kartu.registry.importer import import_csv
 from kartu.registry.models import LOCK_NIK_AAD, NIK_AAD, NikLock, Person
 
 pytestmark = [pytest.mark.django_db, pytest.mark.backends]
-
-
-@pytest.fixture
-def own_keys_file(settings, tmp_path):
-    original = settings.KARTU_KEYS_FILE
-    path = tmp_path / "keys.json"
-    crypto.keyring()
-    shutil.copy(original, path)
-    settings.KARTU_KEYS_FILE = path
-    crypto.reload_keyring()
-    yield path
-    settings.KARTU_KEYS_FILE = original
-    crypto.reload_keyring()
 
 
 SITI = dict(nik="3174055708900003", full_name="Siti Nurhaliza", birth_place="Jakarta",
