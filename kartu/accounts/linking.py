@@ -32,7 +32,6 @@ from django.utils.translation import gettext_lazy as _
 
 from kartu.accounts.models import Link
 from kartu.core import otp
-from kartu.core.ratelimit import Limit
 from kartu.registry import audit
 from kartu.registry import services as registry
 from kartu.registry.models import AuditEvent, Membership, Person
@@ -48,11 +47,6 @@ def requester_key(user: AbstractBaseUser) -> str:
     return f"{CHANNEL}:{user.pk}"
 
 
-# Codes per claiming account per hour; every account together may send RECIPIENT_LIMIT (3) an
-# hour to one person's contact, as many as one subject could before.
-ACCOUNT_CODE_LIMIT = Limit(2, 3600)
-
-
 def otp_subject(person_id: int, user: AbstractBaseUser) -> str:
     """The one-time code of a claim belongs to the person *and* the claiming account.
 
@@ -65,22 +59,18 @@ def otp_subject(person_id: int, user: AbstractBaseUser) -> str:
     What reaches the owner's contact stays limited per *person* (``recipient``): at most
     :data:`kartu.core.otp.RECIPIENT_LIMIT` codes an hour whoever asks, so nobody can flood the
     owner's inbox or phone by signing up many accounts. One account may send only
-    :data:`ACCOUNT_CODE_LIMIT` of those, so a single stranger's account cannot use up the
-    person's hour by itself and the owner still gets a code (it takes several verified,
+    :data:`kartu.core.otp.REQUESTER_LIMIT` of those, so a single stranger's account cannot use up
+    the person's hour by itself and the owner still gets a code (it takes several verified,
     robot-checked accounts, each within its own verification limit, and a branch visit remains).
     """
     return f"person:{person_id}:account:{user.pk}"
 
 
-def otp_recipient(person_id: int) -> str:
-    return f"person:{person_id}"
-
-
 def _send_code(user: AbstractBaseUser, person_id: int, email: str, phone: str,
                language: str) -> otp.Issued:
     return otp.issue(PURPOSE, otp_subject(person_id, user), email=email, phone=phone,
-                     language=language, recipient=otp_recipient(person_id),
-                     subject_limit=ACCOUNT_CODE_LIMIT)
+                     language=language, recipient=otp.person_recipient(person_id),
+                     subject_limit=otp.REQUESTER_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -283,7 +273,7 @@ def pending_branch() -> QuerySet[Link]:
 
 
 def pending_branch_count() -> int:
-    return Link.objects.filter(state=Link.State.PENDING_BRANCH).count()
+    return pending_branch().count()
 
 
 def _agent_audit(link: Link, agent: AbstractBaseUser, outcome: str, reason: str) -> None:
@@ -336,8 +326,6 @@ def reject_at_branch(link_id: int, agent: AbstractBaseUser, reason: str) -> Link
         if link is None:
             return None
         _agent_audit(link, agent, AuditEvent.Outcome.NOT_VERIFIED, f"{BRANCH_REJECTED}:{reason}")
-        for card in Card.objects.filter(membership__person_id=link.person_id,
-                                        revoked_at__isnull=True):
-            cards.revoke(card, Card.Reason.ADMIN)
+        cards.revoke_person_cards(link.person_id, Card.Reason.ADMIN)
         link.delete()
     return link

@@ -244,13 +244,12 @@ def _render_cards(request: HttpRequest, link: Link, *, reveal: bool = False) -> 
             "png_url": reverse("accounts:card_png", args=[m.pk]),
             "pdf_url": reverse("accounts:card_pdf", args=[m.pk]),
             "pdf_id1_url": reverse("accounts:card_pdf", args=[m.pk]) + "?ukuran=id1",
+            "reissue_url": reverse("card:reissue", args=[m.pk]),
         }
         for m, card in zip(memberships, current, strict=True)
     ]
     return render(request, "accounts/card.html", {
         "link": link,
-        "person": person,
-        "memberships": memberships,
         "cards": cards,
         "masked_nik": nik_rules.mask(person.nik),
         "revealed": reveal,

@@ -81,6 +81,14 @@ def revoke(card: Card, reason: str = Card.Reason.REQUESTED, *,
     log.info("card %s revoked (%s)", card.cti, reason)
 
 
+def revoke_person_cards(person_id: int, reason: str, *, now: datetime | None = None) -> int:
+    """Revoke every live card of every membership of a person, in one statement."""
+    revoked = Card.objects.filter(membership__person_id=person_id, revoked_at__isnull=True)\
+        .update(revoked_at=_now(now), revoked_reason=str(reason))
+    log.info("%d cards of person %s revoked (%s)", revoked, person_id, reason)
+    return revoked
+
+
 def _live(membership: Membership) -> list[Card]:
     return list(Card.objects.filter(membership=membership, revoked_at__isnull=True)
                 .order_by("-issued_at", "-id"))

@@ -30,6 +30,15 @@ TTL = timedelta(minutes=10)
 MAX_ATTEMPTS = 5
 ISSUE_LIMIT = Limit(3, 3600)  # codes per subject per hour
 RECIPIENT_LIMIT = Limit(3, 3600)  # codes per recipient per hour, whichever subject asked
+#: Codes one requester (an account, a chat sender) may have sent to a person's contact per hour,
+#: of the RECIPIENT_LIMIT that reach it whoever asks: one stranger cannot use up the owner's hour.
+REQUESTER_LIMIT = Limit(2, 3600)
+
+
+def person_recipient(person_id: int) -> str:
+    """The recipient of codes sent to a person's contact on file, for every purpose (account
+    linking, the bot): one per-person budget, :data:`RECIPIENT_LIMIT`."""
+    return f"person:{person_id}"
 _limiter = RateLimiter()
 
 

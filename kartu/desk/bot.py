@@ -20,7 +20,6 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from kartu.core import crypto, otp
-from kartu.core.ratelimit import Limit
 from kartu.desk.models import Conversation, Message
 from kartu.registry import nik as nik_rules
 from kartu.registry import services as registry
@@ -196,11 +195,6 @@ def _verify(conversation: Conversation, fields: dict[str, str], lang: str) -> Ou
                    "disclosed")
 
 
-#: Codes one sender may have sent to a person's contact per hour (of the RECIPIENT_LIMIT that
-#: reach that contact whoever asks).
-CONTACT_CODE_LIMIT = Limit(2, 3600)
-
-
 def _otp_subject(person_id: int, conversation: Conversation) -> str:
     """A code belongs to the person *and* the sender who asked for it (as in account linking):
     keyed by the person alone, a stranger who knows the owner's details could void the owner's
@@ -217,8 +211,8 @@ def _send_code(conversation: Conversation, result: registry.Verification, lang: 
     assert result.person_id is not None  # verified results always name the person
     person = Person.objects.get(pk=result.person_id)
     issued = otp.issue(OTP_PURPOSE, _otp_subject(person.pk, conversation), email=person.email,
-                       phone=person.phone, language=lang, recipient=f"person:{person.pk}",
-                       subject_limit=CONTACT_CODE_LIMIT)
+                       phone=person.phone, language=lang, recipient=otp.person_recipient(person.pk),
+                       subject_limit=otp.REQUESTER_LIMIT)
     if issued.limited:
         return Outcome(_render("limited", lang, minutes=60), "code limited")
     if not issued.sent:
