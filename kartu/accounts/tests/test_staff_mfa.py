@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from allauth.mfa.models import Authenticator
 from allauth.mfa.totp.internal.auth import TOTP, format_hotp_value, hotp_value
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
+
+from kartu.desk.tests.conftest import make_agent
 
 pytestmark = pytest.mark.django_db
 
@@ -22,12 +24,6 @@ def current_code(secret: str = SECRET) -> str:
     import time
 
     return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
-
-
-def make_agent(username: str = "ani") -> User:
-    user = User.objects.create_user(username, password="kata-sandi-panjang-1")
-    user.groups.add(Group.objects.get_or_create(name="agents")[0])
-    return user
 
 
 def test_an_agent_without_an_authenticator_is_sent_to_mfa_setup(client: Client) -> None:

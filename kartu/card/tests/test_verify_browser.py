@@ -19,6 +19,7 @@ import pytest
 from django.templatetags.static import static
 from PIL import Image
 
+from conftest import CHROMIUM_FLAGS
 from kartu.card import render
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -87,8 +88,7 @@ def test_the_camera_is_read_with_jsqr_when_there_is_no_barcodedetector(
         browser, chromium_path, live_server, card, card_png, tmp_path):  # type: ignore[no-untyped-def]
     video = _y4m(card_png, tmp_path / "camera.y4m")
     camera = browser.browser_type.launch(executable_path=chromium_path, args=[
-        "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        *CHROMIUM_FLAGS, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}",
     ])
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pytest
+from django.contrib.auth.models import Group, User
 
 from kartu.desk import channels
 
@@ -36,3 +37,13 @@ def other_adapter() -> FakeAdapter:
     fake = FakeAdapter(name="othertest")
     channels.register(fake)
     return fake
+
+
+AGENT_PASSWORD = "kata-sandi-panjang-1"
+
+
+def make_agent(username: str = "ani") -> User:
+    """A user in the "agents" group (the desk's permission), password AGENT_PASSWORD."""
+    user = User.objects.create_user(username, password=AGENT_PASSWORD)
+    user.groups.add(Group.objects.get_or_create(name="agents")[0])
+    return user

@@ -14,7 +14,7 @@ from kartu.accounts import linking
 from kartu.accounts.models import Link
 from kartu.accounts.tests.conftest import make_member
 from kartu.card import services as cards
-from kartu.desk.tests.test_inbox import make_agent
+from kartu.desk.tests.conftest import make_agent
 from kartu.registry import services as registry
 from kartu.registry.models import AuditEvent
 

@@ -16,6 +16,7 @@ from django.urls import reverse
 
 from kartu.desk import channels, services
 from kartu.desk.models import Conversation, Message, Outbox
+from kartu.desk.tests.conftest import make_agent
 from kartu.registry import services as registry
 from kartu.registry.models import AuditEvent
 
@@ -31,13 +32,6 @@ def say(text: str, sender: str = "user-1", channel: str = "test") -> Conversatio
     message = services.receive(services.Inbound(channel, sender, f"in-{next(_ids)}", text))
     assert message is not None
     return Conversation.objects.get(pk=message.conversation_id)
-
-
-def make_agent(username: str = "ani") -> User:
-    user = User.objects.create_user(username, password="not-used-here-123")
-    group, _ = Group.objects.get_or_create(name="agents")
-    user.groups.add(group)
-    return user
 
 
 @pytest.fixture
