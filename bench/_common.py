@@ -134,7 +134,7 @@ def count_rows(path: Path) -> int:
 # --- CPU accounting ---------------------------------------------------------------------------
 
 
-def _proc_cpu_s(pid: int) -> float:
+def proc_cpu_s(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` so far (Linux /proc; 0.0 when unreadable)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -163,12 +163,12 @@ class CpuMeter:
 
     def start(self) -> CpuMeter:
         self._c0 = self._client_now()
-        self._s0 = sum(_proc_cpu_s(p) for p in self.server_pids)
+        self._s0 = sum(proc_cpu_s(p) for p in self.server_pids)
         return self
 
     def stop(self) -> CpuMeter:
         self.client_s = self._client_now() - self._c0
-        self.server_s = sum(_proc_cpu_s(p) for p in self.server_pids) - self._s0
+        self.server_s = sum(proc_cpu_s(p) for p in self.server_pids) - self._s0
         return self
 
     def per_item_us(self, n: int) -> tuple[float, float]:

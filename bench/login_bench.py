@@ -50,6 +50,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import proc_cpu_s
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PASSWORD = "kata-sandi-bench-yang-panjang-1"  # noqa: S105 (bench accounts only)
@@ -84,17 +87,18 @@ def _hash_worker(args: tuple[float, int]) -> int:
 
 def group_cpu_s(pgid: int) -> float:
     """User + system CPU seconds of every live process in process group ``pgid`` (Linux)."""
-    total = 0
+    total = 0.0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        if entry.isdigit() and _process_group(int(entry)) == pgid:
+            total += proc_cpu_s(int(entry))
+    return total
+
+
+def _process_group(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def raw_rate(seconds: float, procs: int) -> float:
