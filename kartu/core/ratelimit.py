@@ -84,7 +84,9 @@ class DatabaseStore:
         f"ON CONFLICT (bucket, slot) DO UPDATE SET count = {table}.count + 1 "
         f"RETURNING count, (SELECT count FROM {table} WHERE bucket = %s AND slot = %s)"
     )
-    # The same increment as a common table expression ``hit(current, previous)``.
+    # The same increment as a common table expression ``hit(current, previous)``, for
+    # PostgreSQL only (RateLimiter.deferred_hit): SQLite has no data-modifying CTEs, so
+    # _incr_sql above cannot be written as "WITH hit AS (...) SELECT ..." there.
     incr_cte = (
         f"hit AS (INSERT INTO {table} (bucket, slot, count) VALUES (%s, %s, 1) "
         f"ON CONFLICT (bucket, slot) DO UPDATE SET count = {table}.count + 1 "

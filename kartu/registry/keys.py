@@ -285,10 +285,10 @@ def reencrypt_all(
 
 
 def reencrypt(
-    ring: crypto.Keyring, batch: int = 1000, log: Callable[[str], None] = _quiet, *,
-    model: type[models.Model] = Person, columns: list[EncryptedColumn] | None = None,
+    ring: crypto.Keyring, batch: int, log: Callable[[str], None], *,
+    model: type[models.Model], columns: list[EncryptedColumn],
 ) -> int:
-    """Re-encrypt the rows of ``model`` (default: people) whose ciphertexts use a key other
+    """Re-encrypt the ``columns`` of ``model`` in the rows whose ciphertexts use a key other
     than the active one; returns how many rows changed.
 
     Online: rows are read in primary-key order, ``batch`` at a time, and each row is written
@@ -297,8 +297,6 @@ def reencrypt(
     a row is read again afterwards. Idempotent: a row already under the active key is left
     alone, so an interrupted rotation is finished by running it again."""
     label = model._meta.label
-    if columns is None:
-        columns = [c for c in encrypted_columns() if c.model == label]
     names = [c.field for c in columns]
     manager = model._base_manager
     changed = checked = 0

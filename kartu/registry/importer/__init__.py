@@ -246,8 +246,8 @@ def _apply_chunk(
     summary: ImportSummary,
     reject: Callable[[int, str, list[str]], None],
     sources: _SourceRecords,
-    with_programmes: bool = True,
-    keys_read: tuple[str, str] | None = None,
+    with_programmes: bool,
+    keys_read: tuple[str, str],
 ) -> None:
     """Write one chunk in one transaction.
 
@@ -278,8 +278,7 @@ def _apply_chunk(
     end = 6 if with_programmes else 5
     touched: set[int] = set()  # ids of existing people whose registry data changed
     with transaction.atomic():
-        if keys_read is not None:
-            _rotation_barrier(keys_read, chunk)
+        _rotation_barrier(keys_read, chunk)
         # The people of every row are looked up first (a rejected row's person is looked up for
         # nothing, which is harmless), so that the memberships need no join: a KPJ's owner is
         # compared by person id, which stands for exactly one blind index.
