@@ -230,6 +230,19 @@ def current_cards(link: Link, memberships: Sequence[Membership]) -> list[Card] |
         return [cards.current_card(m) for m in memberships]
 
 
+def replace_card(link: Link, membership: Membership) -> Card | None:
+    """The member asks for a new card of one of their memberships (a lost printout, a
+    screenshot that went around): the current one is revoked and a new one issued, under the
+    link's lock like every card path (:func:`current_cards`). None when the daily limit of
+    replacements refuses it; LookupError when the link is no longer confirmed."""
+    from kartu.card import services as cards
+
+    with transaction.atomic():
+        if not lock_confirmed(link):
+            raise LookupError("the account is no longer linked")
+        return cards.reissue_requested(membership)
+
+
 def lock_confirmed(link: Link) -> bool:
     """Inside a transaction: lock the link row until it ends and say whether it is still
     confirmed. Every path that issues a card for an account goes through it (see

@@ -16,6 +16,7 @@ urlpatterns = [
     path("kartu/nik/", views.reveal_nik, name="reveal_nik"),
     path("kartu/<int:pk>/kartu.png", views.card_png, name="card_png"),
     path("kartu/<int:pk>/kartu.pdf", views.card_pdf, name="card_pdf"),
+    path("kartu/<int:pk>/ganti/", views.card_replace, name="card_replace"),
     path("sesi/", views.sessions, name="sessions"),
     path("sesi/<int:pk>/akhiri/", views.end_session, name="end_session"),
 ]

@@ -244,7 +244,7 @@ def _render_cards(request: HttpRequest, link: Link, *, reveal: bool = False) -> 
             "png_url": reverse("accounts:card_png", args=[m.pk]),
             "pdf_url": reverse("accounts:card_pdf", args=[m.pk]),
             "pdf_id1_url": reverse("accounts:card_pdf", args=[m.pk]) + "?ukuran=id1",
-            "reissue_url": reverse("card:reissue", args=[m.pk]),
+            "reissue_url": reverse("accounts:card_replace", args=[m.pk]),
         }
         for m, card in zip(memberships, current, strict=True)
     ]
@@ -280,11 +280,16 @@ def reveal_nik(request: HttpRequest) -> HttpResponse:
     return _render_cards(request, link, reveal=True)
 
 
-def _own_card(request: HttpRequest, pk: int) -> tuple[Membership, Card]:
+def _own_membership(request: HttpRequest, pk: int) -> tuple[Link, Membership]:
+    """A membership of the person this account is linked to; 404 for anything else."""
     link = linking.confirmed_link(_user(request))
     if link is None:
         raise Http404
-    membership = get_object_or_404(Membership, pk=pk, person_id=link.person_id)
+    return link, get_object_or_404(Membership, pk=pk, person_id=link.person_id)
+
+
+def _own_card(request: HttpRequest, pk: int) -> tuple[Membership, Card]:
+    link, membership = _own_membership(request, pk)
     current = linking.current_cards(link, [membership])
     if current is None:
         raise Http404
@@ -342,3 +347,26 @@ def end_session(request: HttpRequest, pk: int) -> HttpResponse:
         session.end()
         messages.success(request, _("Sesi itu sudah diakhiri."))
     return redirect("accounts:sessions")
+
+
+@never_cache
+@login_required
+@require_POST
+def card_replace(request: HttpRequest, pk: int) -> HttpResponse:
+    """"Ganti kartu": the membership's current card is revoked (listed in ``revoked.json``) and
+    a new one issued (:func:`kartu.accounts.linking.replace_card`)."""
+    link, membership = _own_membership(request, pk)
+    try:
+        issued = linking.replace_card(link, membership)
+    except LookupError:  # an agent rejected the link meanwhile
+        raise Http404 from None
+    if issued is None:
+        messages.error(request, _(
+            "Kartu untuk KPJ %(kpj)s sudah terlalu sering diganti hari ini. Coba lagi besok, "
+            "atau hubungi kantor cabang.") % {"kpj": membership.kpj})
+    else:
+        messages.success(request, _(
+            "Kartu baru untuk KPJ %(kpj)s sudah terbit. Kartu lama, termasuk cetakan dan "
+            "berkasnya, tidak berlaku lagi: unduh atau cetak kartu yang baru.")
+            % {"kpj": membership.kpj})
+    return redirect("accounts:card")

@@ -8,6 +8,4 @@ urlpatterns = [
     path(".well-known/kartu/revoked.json", views.revoked_json, name="revoked"),
     path("verifikasi", views.verify_page, name="verify"),
     path("verifikasi-sw.js", views.service_worker, name="verify-sw"),
-    # the member's own action, beside the card downloads under /akun/kartu/ (kartu.accounts)
-    path("akun/kartu/<int:pk>/ganti/", views.reissue, name="reissue"),
 ]

@@ -14,21 +14,15 @@ import json
 from datetime import UTC, date, datetime
 from typing import Any
 
-from django.contrib import messages
-from django.contrib.auth.base_user import AbstractBaseUser
-from django.contrib.auth.decorators import login_required
-from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.templatetags.static import static
 from django.utils import timezone
-from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.cache import cache_control, never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET, require_http_methods
 
-from kartu.card import conf, keys, qr, services
-from kartu.registry.models import Membership
+from kartu.card import conf, keys, qr
 
 KEYS_MAX_AGE = 300
 REVOKED_MAX_AGE = 60
@@ -138,35 +132,3 @@ def service_worker(request: HttpRequest) -> HttpResponse:
             static("vendor/jsqr/jsQR.js")]  # the QR reader without BarcodeDetector (verify.js)
     body = render(request, "card/verify-sw.js", {"cache_urls": json.dumps(urls)}).content
     return HttpResponse(body, content_type="text/javascript")
-
-
-@never_cache
-@login_required
-@require_POST
-def reissue(request: HttpRequest, pk: int) -> HttpResponse:
-    """The member asks for a new card (a lost printout, a screenshot that went around): the
-    current card of that membership is revoked (listed in ``revoked.json``) and a new one
-    issued. Only for a membership of the person the account is linked to; anything else is 404,
-    as for the card downloads."""
-    from kartu.accounts.linking import confirmed_link, lock_confirmed
-
-    user = request.user
-    assert isinstance(user, AbstractBaseUser)  # login_required has run
-    link = confirmed_link(user)
-    if link is None:
-        raise Http404
-    membership = get_object_or_404(Membership, pk=pk, person_id=link.person_id)
-    with transaction.atomic():  # under the link's lock: an agent may be rejecting it now
-        if not lock_confirmed(link):
-            raise Http404
-        issued = services.reissue_requested(membership)
-    if issued is None:
-        messages.error(request, gettext(
-            "Kartu untuk KPJ %(kpj)s sudah terlalu sering diganti hari ini. Coba lagi besok, "
-            "atau hubungi kantor cabang.") % {"kpj": membership.kpj})
-    else:
-        messages.success(request, gettext(
-            "Kartu baru untuk KPJ %(kpj)s sudah terbit. Kartu lama, termasuk cetakan dan "
-            "berkasnya, tidak berlaku lagi: unduh atau cetak kartu yang baru.")
-            % {"kpj": membership.kpj})
-    return redirect("accounts:card")

@@ -159,7 +159,7 @@ def test_a_card_request_that_passed_the_link_check_just_before_a_rejection_gets_
 
     monkeypatch.setattr(linking, "confirmed_link", checked_then_rejected)
     if page == "replace":
-        response = member.post(reverse("card:reissue", args=[membership.pk]))
+        response = member.post(reverse("accounts:card_replace", args=[membership.pk]))
     else:
         response = member.get("/akun/kartu/" if page == "card" else reverse(
             "accounts:card_png", args=[membership.pk]))
