@@ -72,6 +72,19 @@ def address_indexes(channel: str, sender: str, ring: crypto.Keyring | None = Non
     return crypto.blind_indexes(address_key(channel, sender), ring)
 
 
+def sender_history(channel: str, sender: str, limit: int = 200) -> list[Message]:
+    """What a sender sees of their own conversation, oldest first: their messages and the
+    replies that were actually sent (an outgoing message still in the outbox, or failed, is
+    not shown). Under every live index key, as :func:`_contact` looks contacts up."""
+    rows = (Message.objects.filter(conversation__contact__channel=channel,
+                                   conversation__contact__address_index__in=address_indexes(
+                                       channel, sender))
+            .select_related("outbox").order_by("sent_at", "pk")[:limit])
+    return [m for m in rows
+            if not (m.direction == Message.Direction.OUT
+                    and getattr(m, "outbox", None) is not None and m.outbox.status != "sent")]
+
+
 def _oldest(contacts: QuerySet[Contact]) -> Contact | None:
     """Of a sender's contacts the one kept (two exist only until a rotation merges them)."""
     return contacts.order_by("created_at", "pk").first()

@@ -24,7 +24,6 @@ from kartu.accounts.signin_limits import client_ip
 from kartu.channels.webchat.adapter import CHANNEL
 from kartu.core.ratelimit import Limit, RateLimiter
 from kartu.desk import services
-from kartu.desk.models import Message
 
 MAX_LENGTH = 2000
 SESSION_LIMIT = Limit(20, 3600)
@@ -63,18 +62,8 @@ def _messages(request: HttpRequest) -> list[dict[str, str]]:
     sender = request.session.get("webchat_sender")
     if not sender:
         return []
-    # Under every live index key: mid-rotation the contact may be under the old one.
-    indexes = services.address_indexes(CHANNEL, str(sender))
-    rows = (Message.objects.filter(conversation__contact__channel=CHANNEL,
-                                   conversation__contact__address_index__in=indexes)
-            .select_related("outbox").order_by("sent_at", "pk")[:200])
-    out = []
-    for m in rows:
-        if m.direction == Message.Direction.OUT and getattr(m, "outbox", None) is not None \
-                and m.outbox.status != "sent":
-            continue
-        out.append({"id": str(m.pk), "direction": m.direction, "text": m.text})
-    return out
+    return [{"id": str(m.pk), "direction": m.direction, "text": m.text}
+            for m in services.sender_history(CHANNEL, str(sender))]
 
 
 @require_http_methods(["GET", "POST"])
