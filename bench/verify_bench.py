@@ -334,8 +334,7 @@ def direct_load(people: int, seed: int = 2024, chunk: int = 50_000) -> None:
     from kartu.registry.models import EMAIL_AAD, NIK_AAD, PHONE_AAD
 
     ring = crypto.keyring()
-    index_key = ring.index_keys[ring.active_index]
-    contact_key = hashlib.sha256(b"kartu-contact" + index_key).digest()
+    contact_key = importer.contact_key(ring)
     writer = importer.Writer()
     iso = writer.vendor == "sqlite"
     enc = crypto.encrypt
@@ -376,7 +375,7 @@ def direct_load(people: int, seed: int = 2024, chunk: int = 50_000) -> None:
                 row["birth_place"], dob, row["sex"],
                 enc(email, EMAIL_AAD, ring) if email else None,
                 enc(phone, PHONE_AAD, ring) if phone else None,
-                importer._contact_digest(email, phone, contact_key), ts, ts,
+                importer.contact_digest(email, phone, contact_key), ts, ts,
             ))
         reg = row["registered_on"] if iso else date.fromisoformat(row["registered_on"])
         m_rows.append((index, (row["kpj"], row["employer"], row["status"], reg,

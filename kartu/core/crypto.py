@@ -30,6 +30,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -107,8 +108,8 @@ def write_keys_file(path: Path, data: dict[str, dict[str, object]]) -> None:
     os.replace(tmp, path)
 
 
-def read_keys_file(path: Path) -> dict[str, dict[str, object]]:
-    data: dict[str, dict[str, object]] = json.loads(path.read_text())
+def read_keys_file(path: Path) -> dict[str, dict[str, Any]]:
+    data: dict[str, dict[str, Any]] = json.loads(path.read_text())
     return data
 
 

@@ -163,10 +163,6 @@ def _retire(section: dict[str, Any], kids: list[str]) -> None:
                                 key=lambda k: (len(k), k))
 
 
-def _read_keys(path: Path) -> dict[str, dict[str, Any]]:
-    return crypto.read_keys_file(path)
-
-
 def _from_file() -> bool:
     return not (settings.KARTU_FIELD_KEYS or settings.KARTU_BLIND_INDEX_KEYS)
 
@@ -184,8 +180,6 @@ def _import_barrier() -> None:
     (``kartu.registry.importer._rotation_barrier``). Taken explicitly even on SQLite: with
     nothing to re-encrypt or re-index (an empty registry) the rotation would write nothing and
     so never wait for a chunk's write lock."""
-    from django.db import transaction
-
     from kartu.registry.importer import take_rotation_lock
 
     with transaction.atomic():
@@ -205,7 +199,7 @@ def rotate(
     report = RotationReport()
     crypto.keyring()  # creates the key file on first use
     if _from_file():
-        data = _read_keys(path)
+        data = crypto.read_keys_file(path)
         changed = False
         if field:
             section = data["field"]
@@ -254,7 +248,7 @@ def rotate(
                 "keep using them). Run `kartu keys rotate --index` again once those locks "
                 "are cleared to finish this rotation.")
         elif _from_file():
-            data = _read_keys(path)
+            data = crypto.read_keys_file(path)
             section = data["index"]
             section["keys"] = {ring.active_index: section["keys"][ring.active_index]}
             _retire(section, old)
@@ -374,19 +368,12 @@ def reindex(
     return done
 
 
-def _contact_key(ring: crypto.Keyring) -> bytes:
-    from kartu.registry.importer.rows import COLUMNS, RowParser
-
-    # The importer's own derivation, so the two cannot drift apart.
-    return RowParser(list(COLUMNS), ring).contact_key
-
-
 def _reindex_people(ring: crypto.Keyring, batch: int, log: Callable[[str], None]) -> int:
     """The importer tells an unchanged contact by its digest, keyed from the index key: it is
     recomputed here too, or the next import of an unchanged file would rewrite every person."""
-    from kartu.registry.importer.rows import _contact_digest
+    from kartu.registry.importer.rows import contact_digest, contact_key
 
-    contact_key = _contact_key(ring)
+    key = contact_key(ring)
     done = 0
     stalled = 0
     reported = time.monotonic()
@@ -409,7 +396,7 @@ def _reindex_people(ring: crypto.Keyring, batch: int, log: Callable[[str], None]
                 ).update(
                     nik_index=crypto.blind_index(nik, ring.active_index, ring),
                     nik_index_kid=ring.active_index,
-                    contact_digest=_contact_digest(email, phone, contact_key),
+                    contact_digest=contact_digest(email, phone, key),
                 )
         done += moved
         stalled = 0 if moved else stalled + 1

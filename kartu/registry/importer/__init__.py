@@ -74,7 +74,8 @@ from kartu.registry.importer.rows import (
     PersonRow,
     RowError,
     RowParser,
-    _contact_digest,
+    contact_digest,
+    contact_key,
 )
 from kartu.registry.importer.writing import Writer
 from kartu.registry.models import EMAIL_AAD, NIK_AAD, PHONE_AAD
@@ -506,8 +507,9 @@ __all__ = [
     "_SourceRecords",
     "_WorkerChunks",
     "_apply_chunk",
-    "_contact_digest",
     "_parse_chunks",
+    "contact_digest",
+    "contact_key",
     "export_csv",
     "import_csv",
     "iter_csv_rows",

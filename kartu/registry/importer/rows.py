@@ -89,7 +89,14 @@ class RowError(ValueError):
     pass
 
 
-def _contact_digest(email: str, phone: str, key: bytes) -> str:
+def contact_key(ring: crypto.Keyring) -> bytes:
+    """The key of :func:`contact_digest`, derived from the active blind-index key (it is a
+    blind index of low-entropy phone numbers too, so it rotates with that key)."""
+    return hashlib.sha256(b"kartu-contact" + ring.index_keys[ring.active_index]).digest()
+
+
+def contact_digest(email: str, phone: str, key: bytes) -> str:
+    """How the importer tells an unchanged email and phone without decrypting them."""
     return hmac.digest(key, f"{email}\x00{phone}".encode(), "sha256")[:12].hex()
 
 
@@ -142,7 +149,7 @@ class RowParser:
     def __init__(self, header: list[str], ring: crypto.Keyring) -> None:
         self.ring = ring
         self.index_key = ring.index_keys[ring.active_index]
-        self.contact_key = hashlib.sha256(b"kartu-contact" + self.index_key).digest()
+        self.contact_key = contact_key(ring)
         positions = {name: i for i, name in enumerate(header)}
         self.pos = [positions[c] for c in COLUMNS]
         self.programmes_pos = positions.get("programmes")
@@ -152,7 +159,7 @@ class RowParser:
         self.fields = operator.itemgetter(*self.pos)
         self.index_mac = _HmacSha256(self.index_key)
         self.contact_mac = _HmacSha256(self.contact_key)
-        self.no_contact = _contact_digest("", "", self.contact_key)
+        self.no_contact = contact_digest("", "", self.contact_key)
         # Memos of the fast path, keyed by the raw field. Only values that the reference rules
         # accept are stored, so a hit means "parse() would give exactly this". Each is cleared
         # when it reaches _CACHE_LIMIT entries, so memory stays bounded on any input.
@@ -390,7 +397,7 @@ class RowParser:
             programmes = " ".join(c for c in PROGRAMMES if c in codes)
         index = hmac.digest(self.index_key, nik.value.encode(), "sha256")[:16].hex()
         person = PersonRow(index, nik.value, name, place, dob, sex, email, phone,
-                           _contact_digest(email, phone, self.contact_key))
+                           contact_digest(email, phone, self.contact_key))
         return person, MembershipRow(index, kpj, employer, status, registered_on, programmes)
 
 
