@@ -2,11 +2,6 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 
-from kartu.accounts.signin_limits import AdminLoginForm
-
-# The admin's sign-in counts attempts like every other password form (signin_limits).
-admin.site.login_form = AdminLoginForm
-
 
 def healthz(request: HttpRequest) -> JsonResponse:
     from django.db import connection

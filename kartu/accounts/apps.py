@@ -30,4 +30,11 @@ class AccountsConfig(AppConfig):
 
         receivers.use_lean_session_recording()
 
+        # The admin's sign-in counts attempts like every other password form (signin_limits).
+        from django.contrib import admin
+
+        from kartu.accounts.signin_limits import AdminLoginForm
+
+        admin.site.login_form = AdminLoginForm
+
         post_migrate.connect(_create_cache_tables, sender=self)
