@@ -96,6 +96,23 @@ def own_keys_file(settings, tmp_path):  # type: ignore[no-untyped-def]
     crypto.reload_keyring()
 
 
+def add_active_key(path, section: str):  # type: ignore[no-untyped-def]
+    """The first half of a rotation, in the keys file at ``path``: a new key of ``section``
+    ("index" or "field") becomes active beside the old one (every process looks up under
+    both from now on). Returns the keyring as it was before."""
+    from kartu.core import crypto
+    from kartu.registry import keys
+
+    before = crypto.keyring()
+    data = crypto.read_keys_file(path)
+    kid = keys._next_kid(data[section], section[0])
+    data[section]["keys"][kid] = crypto.new_key()
+    data[section]["active"] = kid
+    crypto.write_keys_file(path, data)
+    crypto.reload_keyring()
+    return before
+
+
 @pytest.fixture
 def loaded_registry(db, registry_csv):  # type: ignore[no-untyped-def]
     from kartu.registry.importer import import_csv

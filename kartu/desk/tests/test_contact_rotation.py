@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth.models import User
 
+from conftest import add_active_key
 from kartu.core import crypto
 from kartu.desk import services
 from kartu.desk.models import CONTACT_AAD, Contact, Conversation, Message, Outbox
@@ -20,19 +21,6 @@ MEMBER = "siti@contoh.id"
 START = datetime(2025, 1, 1, tzinfo=UTC)
 _ids = itertools.count()
 _minutes = itertools.count()
-
-
-def add_index_key(path) -> crypto.Keyring:
-    """The first half of an index rotation: a new active key beside the old one (every
-    process looks up under both from now on). Returns the keyring as it was before."""
-    before = crypto.keyring()
-    data = crypto.read_keys_file(path)
-    kid = keys._next_kid(data["index"], "i")  # type: ignore[arg-type]
-    data["index"]["keys"][kid] = crypto.new_key()  # type: ignore[index]
-    data["index"]["active"] = kid
-    crypto.write_keys_file(path, data)
-    crypto.reload_keyring()
-    return before
 
 
 def say(text: str, sender: str = MEMBER, channel: str = "email") -> Message:
@@ -78,7 +66,7 @@ def assert_indexed_under_the_active_key() -> None:
 
 def test_a_returning_sender_keeps_their_contact_while_an_old_index_key_is_live(own_keys_file):
     first = say("halo")
-    add_index_key(own_keys_file)
+    add_active_key(own_keys_file, "index")
     second = say("masih saya")
     assert len(contacts_of()) == 1
     assert second.conversation_id == first.conversation_id
@@ -87,7 +75,7 @@ def test_a_returning_sender_keeps_their_contact_while_an_old_index_key_is_live(o
 
 def test_the_lookup_takes_the_older_of_two_contacts(own_keys_file):
     older = say("halo").conversation.contact
-    add_index_key(own_keys_file)
+    add_active_key(own_keys_file, "index")
     legacy_contact()  # a duplicate under the new key, made before this fix
     assert say("lagi").conversation.contact == older
 
@@ -106,7 +94,7 @@ def test_the_web_chat_keeps_its_history_through_an_index_rotation(client, own_ke
                 if m["direction"] == "in"]
 
     assert post("halo", "a", altcha=solved_payload()) == ["halo"]
-    add_index_key(own_keys_file)
+    add_active_key(own_keys_file, "index")
     assert poll() == ["halo"]  # mid-rotation: found under the old key
     assert post("masih ada?", "b") == ["halo", "masih ada?"]
     keys.rotate(field=False, log=lambda _: None, wait=False)
@@ -152,7 +140,7 @@ def test_a_duplicate_is_merged_into_the_older_contact(own_keys_file):
     conversation = Conversation.objects.get(pk=first.conversation_id)
     conversation.state = {"full_name": "Siti Nurhaliza"}
     conversation.save()
-    add_index_key(own_keys_file)
+    add_active_key(own_keys_file, "index")
     # before this fix, a returning sender got a new contact under the new key
     duplicate = legacy_contact()
     split = Conversation.objects.create(contact=duplicate, channel="email", flagged=True,
@@ -190,7 +178,7 @@ def test_a_duplicate_is_merged_into_the_older_contact(own_keys_file):
 
 
 def test_the_older_contact_is_kept_whichever_index_it_is_under(own_keys_file, monkeypatch):
-    old_ring = add_index_key(own_keys_file)
+    old_ring = add_active_key(own_keys_file, "index")
     older = say("halo").conversation.contact  # under the new key
     # A process that has not re-read the key file yet knows only the old key: it does not
     # find the contact and makes one under the old key (the race the rotation's wait narrows).
@@ -207,7 +195,7 @@ def test_the_older_contact_is_kept_whichever_index_it_is_under(own_keys_file, mo
 
 def test_a_merge_is_all_or_nothing(own_keys_file, monkeypatch):
     kept = say("halo").conversation.contact
-    add_index_key(own_keys_file)
+    add_active_key(own_keys_file, "index")
     duplicate = legacy_contact()
     Conversation.objects.create(contact=duplicate, channel="email")
     before = sorted(Conversation.objects.values_list("pk", "contact_id"))
@@ -236,7 +224,7 @@ def test_a_member_writing_through_a_whole_rotation_keeps_one_contact_and_one_his
     member = say("1 sebelum").conversation.contact
     for n in range(4, 6):
         say("halo", sender=f"orang{n}@contoh.id")
-    old_ring = add_index_key(own_keys_file)
+    old_ring = add_active_key(own_keys_file, "index")
     say("2 kunci baru ditambahkan")
     ring = crypto.keyring()
     batches = 0
@@ -279,7 +267,7 @@ def test_a_member_writing_during_a_concurrent_rotation_keeps_one_contact(own_key
     for n in range(30):
         say("halo", sender=f"orang{n}@contoh.id")
     member = say("sebelum").conversation.contact
-    add_index_key(own_keys_file)
+    add_active_key(own_keys_file, "index")
     rotating, rotated = threading.Event(), threading.Event()
     written: list[str] = []
     during: list[str] = []  # written before the rotation was over

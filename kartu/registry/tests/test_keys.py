@@ -9,6 +9,7 @@ from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db.models import BinaryField
 
+from conftest import add_active_key
 from kartu.core import crypto
 from kartu.registry import keys, services
 from kartu.registry.importer import import_csv
@@ -43,12 +44,7 @@ def test_rotation_moves_every_row_to_the_new_keys(own_keys_file, loaded_registry
 
 
 def test_lookups_work_in_the_middle_of_an_index_rotation(own_keys_file, loaded_registry):
-    # add a new index key but do not re-index yet: both keys are live
-    data = crypto.read_keys_file(own_keys_file)
-    data["index"]["keys"]["i9"] = crypto.new_key()  # type: ignore[index]
-    data["index"]["active"] = "i9"
-    crypto.write_keys_file(own_keys_file, data)
-    crypto.reload_keyring()
+    add_active_key(own_keys_file, "index")  # not re-indexed yet: both keys are live
     assert services.verify_identity(services.parse_claim(**SITI), "x:1").verified
     keys.reindex(crypto.keyring())
     assert services.verify_identity(services.parse_claim(**SITI), "x:2").verified
@@ -61,15 +57,6 @@ def fail_three_times(claim_fields: dict[str, str], requester: str) -> None:
     for i in range(3):
         services.verify_identity(services.parse_claim(**{**claim_fields, "birth_place": "Medan"}),
                                  f"{requester}:{i}")
-
-
-def add_index_key(path, kid: str = "i9") -> None:
-    """The first half of an index rotation: a new active key beside the old one."""
-    data = crypto.read_keys_file(path)
-    data["index"]["keys"][kid] = crypto.new_key()  # type: ignore[index]
-    data["index"]["active"] = kid
-    crypto.write_keys_file(path, data)
-    crypto.reload_keyring()
 
 
 def test_an_index_rotation_keeps_every_lock_known_nik_or_not(own_keys_file, loaded_registry):
@@ -88,7 +75,7 @@ def test_an_index_rotation_keeps_every_lock_known_nik_or_not(own_keys_file, load
 
 def test_a_lock_is_checked_under_every_live_index_key(own_keys_file, loaded_registry):
     fail_three_times(UNKNOWN, "y")
-    add_index_key(own_keys_file)  # the lock is still under the old key, not re-indexed yet
+    add_active_key(own_keys_file, "index")  # the lock is still under the old key
     assert services.is_locked(UNKNOWN["nik"])
     result = services.verify_identity(services.parse_claim(**UNKNOWN), "z:1")
     assert result.reason == "nik_locked"
@@ -226,7 +213,7 @@ def test_reencryption_does_not_overwrite_a_row_written_meanwhile(own_keys_file, 
     from kartu.desk.models import Message
 
     message = Message.objects.get()
-    add_field_key(own_keys_file)
+    add_active_key(own_keys_file, "field")
     real_encrypt = crypto.encrypt
     wrote = []
 
@@ -242,14 +229,6 @@ def test_reencryption_does_not_overwrite_a_row_written_meanwhile(own_keys_file, 
     message.refresh_from_db()
     assert message.text == "diubah"
     assert crypto.key_id_of(message.text_cipher) == crypto.keyring().active_field
-
-
-def add_field_key(path, kid: str = "f9") -> None:
-    data = crypto.read_keys_file(path)
-    data["field"]["keys"][kid] = crypto.new_key()  # type: ignore[index]
-    data["field"]["active"] = kid
-    crypto.write_keys_file(path, data)
-    crypto.reload_keyring()
 
 
 def test_a_rotation_refuses_to_start_with_an_unlisted_binary_column(own_keys_file, monkeypatch):
