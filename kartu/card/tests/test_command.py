@@ -88,7 +88,7 @@ def test_a_long_argument_is_text_not_a_file_name(db, length):  # type: ignore[no
 
 
 def test_a_forged_far_future_expiry_prints_one_json_object(card, other_signer):  # type: ignore[no-untyped-def]
-    from kartu.card.tests.test_qr import _payload, _signed_with
+    from kartu.card.tests.conftest import _payload, _signed_with
 
     for exp in (2**39, 2**60):
         result = _verify(_signed_with(other_signer, _payload({4: exp})))

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import time
 
 import base45
 import cbor2
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from pycose.headers import KID, Algorithm
 from pycose.keys import EC2Key
 from pycose.messages import Sign1Message
 
 from kartu.card import claims, keys, qr
 from kartu.card.models import SigningKey
+from kartu.card.tests.conftest import ISS, _encode, _payload, _raw_sign, _signed_with
 
 pytestmark = pytest.mark.django_db
-
-ISS = "http://127.0.0.1:8000"
-
 
 def _cose_parts(text: str) -> list:  # type: ignore[type-arg]
     tag = cbor2.loads(base45.b45decode(text[len(qr.PREFIX):]))
@@ -37,35 +32,6 @@ def _b45(raw: bytes) -> str:
 def _card(**fields: object) -> dict:  # type: ignore[type-arg]
     base = {"v": 1, "kpj": "10987654321", "n": "X", "dob": "1990-08-17", "nik4": "0003"}
     return {-70001: {**base, **fields}}
-
-
-def _encode(parts: list, prefix: str = qr.PREFIX) -> str:  # type: ignore[type-arg]
-    return prefix + base45.b45encode(cbor2.dumps(cbor2.CBORTag(18, parts))).decode()
-
-
-def _raw_sign(private_key: ec.EllipticCurvePrivateKey, protected: bytes, payload: bytes,
-              hash_alg: hashes.HashAlgorithm | None = None) -> bytes:
-    """ECDSA over the COSE Sig_structure, as raw r || s."""
-    tbs = cbor2.dumps(["Signature1", protected, b"", payload])
-    der = private_key.sign(tbs, ec.ECDSA(hash_alg or hashes.SHA256()))
-    r, s = decode_dss_signature(der)
-    size = (private_key.curve.key_size + 7) // 8
-    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-
-
-def _payload(override: dict | None = None) -> dict:  # type: ignore[type-arg]
-    now = int(time.time())
-    base = {1: ISS, 6: now - 10, 4: now + 3600, 7: os.urandom(16),
-            -70001: {"v": 1, "kpj": "10987654321", "n": "SITI NURHALIZA", "dob": "1990-08-17",
-                     "nik4": "0003"}}
-    base.update(override or {})
-    return base
-
-
-def _signed_with(signer: keys.Signer, payload: dict, protected: dict | None = None) -> str:  # type: ignore[type-arg]
-    prot = cbor2.dumps(protected if protected is not None else {1: -7, 4: signer.kid})
-    body = cbor2.dumps(payload)
-    return _encode([prot, {}, body, _raw_sign(signer.private_key, prot, body)])
 
 
 def test_round_trip(card, qr_text):  # type: ignore[no-untyped-def]

@@ -92,7 +92,7 @@ def test_card_include_renders(card):  # type: ignore[no-untyped-def]
 def test_verify_page_forgery_with_a_far_future_expiry(client, card, other_signer, exp):  # type: ignore[no-untyped-def]
     """A QR signed by anyone, with an ``exp`` past what a date can hold (or the last second it
     can, which is past year 9999 in Jakarta), is "not genuine", never a server error."""
-    from kartu.card.tests.test_qr import _payload, _signed_with
+    from kartu.card.tests.conftest import _payload, _signed_with
 
     forged = _signed_with(other_signer, _payload({4: exp}))
     response = client.post("/verifikasi", {"qr": forged})
