@@ -131,13 +131,19 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-sync"]
 
 
+def find_chromium() -> str | None:
+    """Debian's Chromium (or KARTU_CHROMIUM), if it is installed."""
+    import shutil
+
+    path = os.environ.get("KARTU_CHROMIUM") or shutil.which("chromium")
+    return path if path and os.path.exists(path) else None
+
+
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
     """Debian's Chromium. Outside CI a missing browser skips (with the reason); in CI it fails."""
-    import shutil
-
-    path = os.environ.get("KARTU_CHROMIUM") or shutil.which("chromium") or ""
-    if not path or not os.path.exists(path):
+    path = find_chromium()
+    if path is None:
         message = "Chromium is not installed (apt-get install chromium): browser tests"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{message} must run in CI")

@@ -24,6 +24,7 @@ import cbor2
 import pytest
 from django.utils import timezone
 
+from conftest import find_chromium
 from kartu.card import claims, keys, qr, services
 
 pytestmark = pytest.mark.django_db
@@ -65,12 +66,6 @@ def _node_major() -> int | None:
         return int(version.stdout.strip().lstrip("v").split(".")[0])
     except ValueError:
         return None
-
-
-def _chromium() -> str | None:
-    """Where the ``browser`` fixture (conftest.chromium_path) would find Chromium, if anywhere."""
-    path = os.environ.get("KARTU_CHROMIUM") or shutil.which("chromium")
-    return path if path and os.path.exists(path) else None
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -127,7 +122,7 @@ def _run_in_page(page: Any, cases: list[dict[str, Any]]) -> list[dict[str, Any]]
 @pytest.fixture(scope="module")
 def run_js(request: pytest.FixtureRequest) -> Iterator[RunJs]:
     """Runs verify.js on a list of cases in the chosen runner; one browser page per module."""
-    runner = _choose_runner(os.environ.get("KARTU_JS_RUNNER", ""), _node_major(), _chromium())
+    runner = _choose_runner(os.environ.get("KARTU_JS_RUNNER", ""), _node_major(), find_chromium())
     if runner == "node":
         node = shutil.which("node") or "node"
         yield lambda cases: _run_in_node(node, cases)
