@@ -43,37 +43,26 @@ class Writer:
 
     @contextlib.contextmanager
     def tuned(self) -> Iterator[None]:
-        """Connection settings for a bulk import (SQLite), restored afterwards.
+        """A connection setting for a bulk import (SQLite), restored afterwards:
+        ``wal_autocheckpoint`` 20,000 pages (80 MiB) instead of 1,000. Each chunk's commit writes
+        the index pages its random blind indexes went into to the WAL, and checkpointing after
+        every commit copies the same pages into the database again and again. (The page cache
+        this needs, 64 MiB, is every kartu SQLite connection's: settings.DATABASES.)
 
-        * ``cache_size`` 64 MiB instead of SQLite's 2 MiB: a chunk inserts some 15,000 random
-          blind indexes, and at a million people the index they go into no longer fits the
-          default cache, so every chunk would read most of it again;
-        * ``wal_autocheckpoint`` 20,000 pages (80 MiB) instead of 1,000: each chunk's commit
-          writes those index pages to the WAL, and checkpointing after every commit copies
-          the same pages into the database again and again.
-
-        Both are settings of this connection only (other connections are not affected) and
-        are put back at the end, followed by a PASSIVE checkpoint (it never waits for readers
-        or writers) so that the next commit elsewhere does not inherit a large one. Together
-        they make a one-million-row import about 20 % faster. PostgreSQL: nothing to do.
+        A setting of this connection only, put back at the end, followed by a PASSIVE
+        checkpoint (it never waits for readers or writers) so that the next commit elsewhere
+        does not inherit a large one. PostgreSQL: nothing to do.
         """
         if self.vendor != "sqlite":
             yield
             return
-        def pragma(name: str) -> int:
-            return int(self.raw.execute(f"PRAGMA {name}").fetchone()[0])
-
-        cache, pages = pragma("cache_size"), pragma("wal_autocheckpoint")
-        cache_bytes = -cache * 1024 if cache < 0 else cache * pragma("page_size")
-        if cache_bytes < 64 << 20:
-            self.raw.execute("PRAGMA cache_size=-65536")
+        pages = int(self.raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
         if 0 < pages < 20000:  # 0 or less: automatic checkpoints are off, leave them off
             self.raw.execute("PRAGMA wal_autocheckpoint=20000")
         try:
             yield
         finally:
             with contextlib.suppress(Exception):  # best effort: never hide the import's error
-                self.raw.execute(f"PRAGMA cache_size={cache}")
                 self.raw.execute(f"PRAGMA wal_autocheckpoint={pages}")
                 if not connection.in_atomic_block:
                     self.raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
