@@ -43,7 +43,9 @@ class Decision:
 
 @dataclass
 class DeferredHit:
-    """A hit to be counted by the caller's own statement (see RateLimiter.deferred_hit)."""
+    """A hit that rides in the caller's own statement when ``cte`` is set (PostgreSQL counters:
+    see RateLimiter.deferred_hit); with any other store it was counted already and ``cte`` is
+    empty. Either way the decision ends up in ``decision``."""
 
     cte: str
     params: list[object]
@@ -258,16 +260,17 @@ class RateLimiter:
 
     def deferred_hit(
         self, scope: str, key: str, limit: Limit, now: float | None = None
-    ) -> DeferredHit | None:
-        """The hit of :meth:`hit` as SQL to run inside another statement, when the counters are
-        in PostgreSQL: the caller puts :attr:`DeferredHit.cte` in a ``WITH`` clause, selects
-        ``hit.current, hit.previous`` and gives the two values to :meth:`DeferredHit.decide`.
-        One round trip instead of two on the verification path. ``None`` with any other store
-        (Redis, or SQLite, which has no data-modifying CTEs): call :meth:`hit`."""
+    ) -> DeferredHit:
+        """:meth:`hit`, counted where it costs least. With the counters in PostgreSQL the hit
+        is not counted yet: the caller puts :attr:`DeferredHit.cte` in a ``WITH`` clause of its
+        own statement, selects ``hit.current, hit.previous`` and gives the two values to
+        :meth:`DeferredHit.counted` (one round trip instead of two on the verification path).
+        With any other store (Redis, or SQLite, which has no data-modifying CTEs) it is counted
+        now: ``cte`` is empty and :attr:`DeferredHit.decision` is set."""
+        now = time.time() if now is None else now
         store = self.store
         if not isinstance(store, DatabaseStore) or connection.vendor != "postgresql":
-            return None
-        now = time.time() if now is None else now
+            return DeferredHit("", [], self, limit, now, self.hit(scope, key, limit, now))
         slot = math.floor(now / limit.period)
         bucket = self.bucket(scope, key, limit)
         return DeferredHit(store.incr_cte, [bucket, slot, bucket, slot - 1], self, limit, now)

@@ -87,8 +87,9 @@ def append(
     same fields as :func:`compute_hash`, inserts and moves the head), on SQLite an
     ``INSERT … SELECT`` (below).
 
-    ``counting`` (PostgreSQL counters only, see ``RateLimiter.deferred_hit``): count that
-    rate-limit hit in the same statement; its decision is then in ``counting.decision``.
+    ``counting`` (see ``RateLimiter.deferred_hit``): a rate-limit hit that rides in this
+    statement when it has a CTE (PostgreSQL counters); its decision is then in
+    ``counting.decision``. Without one it was counted already and is ignored here.
     """
     at = timezone.now()
     channel, requester_ref, agent = channel[:32], requester_ref[:100], agent[:150]
@@ -99,7 +100,7 @@ def append(
     if connection.vendor == "postgresql":
         params = [at, *fields, body, list(unless_locked)]
         with sql.hot_cursor() as cur:
-            if counting is None:
+            if counting is None or not counting.cte:
                 cur.execute(_PG_APPEND_SQL, params)
                 return cur.fetchone()[0]
             cur.execute(f"WITH {counting.cte} {_PG_APPEND_SQL}, hit.current, hit.previous "
@@ -107,8 +108,6 @@ def append(
             audit_id, current, previous = cur.fetchone()
         counting.counted(current, previous)
         return audit_id
-    if counting is not None:
-        raise ValueError("a deferred rate-limit hit needs PostgreSQL counters")
     statement = _sqlite_append_sql(len(unless_locked))
     # Django's SQLite format for an aware datetime (naive UTC text), without its slower adapter.
     stamp = at.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")

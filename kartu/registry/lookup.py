@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -13,6 +12,7 @@ from functools import cache
 from django.db import connection
 
 from kartu.core import crypto, sql
+from kartu.core.ratelimit import DeferredHit
 from kartu.registry.models import PHONE_AAD
 
 
@@ -103,10 +103,11 @@ _person_ids = _PersonIds()
 
 
 def lookup(
-    indexes: list[str], ring: crypto.Keyring, hit_cte: str = "", hit_params: Sequence[object] = ()
-) -> tuple[bool, Record, list[tuple[int, MembershipInfo]], tuple[int, int | None]]:
-    """The NIK lock, the person and their memberships in one statement (and, given the CTE of
-    a deferred rate-limit hit, the requester's counts: the last value returned).
+    indexes: list[str], ring: crypto.Keyring, counting: DeferredHit | None = None
+) -> tuple[bool, Record, list[tuple[int, MembershipInfo]]]:
+    """The NIK lock, the person and their memberships in one statement (which also counts
+    ``counting``, a rate-limit hit, when it rides in the caller's statement: its decision is
+    then in ``counting.decision``).
 
     A NIK not in the registry must cost what a registered one costs, or response times would
     tell which NIKs are registered. So the statement always reads one real person: the claimed
@@ -115,13 +116,13 @@ def lookup(
     (an empty registry, a gap in the ids) does a constant decoy stand in.
     (Plain SQL: the ORM's query building cost more than the query itself.)
     """
+    hit_cte, hit_params = (counting.cte, counting.params) if counting else ("", [])
     with sql.hot_cursor() as cur:
         cur.execute(_lookup_sql(len(indexes), hit_cte),
                     [*hit_params, *indexes, *indexes, *indexes, _person_ids.random()])
         rows = cur.fetchall()
-    counts: tuple[int, int | None] = (0, None)
-    if hit_cte:
-        counts = (rows[0][-2], rows[0][-1])
+    if counting is not None and hit_cte:
+        counting.counted(rows[0][-2], rows[0][-1])
     locked = rows[0][0] is not None
     claimed = bool(rows[0][1])
     if rows[0][2] is None:
@@ -137,4 +138,4 @@ def lookup(
         ))
         for row in rows
     ]
-    return locked, record, (memberships if claimed else []), counts
+    return locked, record, (memberships if claimed else [])

@@ -230,16 +230,14 @@ def verify_identity(
             counting=counting,
         )
 
-    limit = Limit.named("staff" if staff else "requester")
-    deferred = _limiter.deferred_hit("verify", requester_key, limit)
-    if deferred is None:  # Redis or SQLite: count first, look up only when allowed
-        decision = _limiter.hit("verify", requester_key, limit)
-        if decision.allowed:
-            locked, record_, memberships, _ = _lookup(indexes, ring)
-    else:  # PostgreSQL counters: counted by the lookup's own statement (one round trip)
-        locked, record_, memberships, counts = _lookup(indexes, ring, deferred.cte,
-                                                        deferred.params)
-        decision = deferred.counted(*counts)
+    # The requester's hit rides in the lookup (PostgreSQL counters: one round trip) or was
+    # counted already (Redis, SQLite): then a refused attempt reads nothing at all.
+    requester = _limiter.deferred_hit("verify", requester_key,
+                                      Limit.named("staff" if staff else "requester"))
+    if requester.decision is None or requester.decision.allowed:
+        locked, record_, memberships = _lookup(indexes, ring, requester)
+    decision = requester.decision
+    assert decision is not None  # counted by now, one way or the other
     if not decision.allowed:
         audit_id = record(AuditEvent.Outcome.LIMITED, "requester_limit", None)
         return Verification(False, True, "requester_limit", (), None, audit_id,
@@ -256,15 +254,11 @@ def verify_identity(
 
     if reason:
         fail_limit = Limit.named("nik_failures")
+        # Counted by the audit statement itself with PostgreSQL counters, before it otherwise.
         counting = _limiter.deferred_hit("nik_failures", subject, fail_limit)
-        if counting is None:
-            failures = _limiter.hit("nik_failures", subject, fail_limit)
-            audit_id = record(AuditEvent.Outcome.NOT_VERIFIED, reason, person_id)
-        else:  # PostgreSQL counters: counted by the audit statement (one round trip)
-            audit_id = record(AuditEvent.Outcome.NOT_VERIFIED, reason, person_id,
-                              counting=counting)
-            assert counting.decision is not None
-            failures = counting.decision
+        audit_id = record(AuditEvent.Outcome.NOT_VERIFIED, reason, person_id, counting=counting)
+        failures = counting.decision
+        assert failures is not None
         if failures.estimate >= fail_limit.count:
             _lock(subject, claim.nik, person_id, channel, ref, agent)
         return Verification(False, False, reason, (), person_id, audit_id)
