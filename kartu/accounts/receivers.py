@@ -31,9 +31,10 @@ def record_session_at_login(sender: Any, request: Any, **kwargs: Any) -> None:
     the password is the only work that should count. Stale rows are purged when the member
     opens their session list (allauth does it there too) and by the daily
     ``accounts.purge_user_sessions`` job."""
-    from allauth.account.adapter import get_adapter
     from allauth.usersessions.models import UserSession
     from django.db import IntegrityError, transaction
+
+    from kartu.accounts.signin_limits import client_ip
 
     if not request.session.session_key:
         request.session.save()
@@ -46,7 +47,7 @@ def record_session_at_login(sender: Any, request: Any, **kwargs: Any) -> None:
         with transaction.atomic() if in_transaction else nullcontext():  # savepoint if needed
             UserSession.objects.create(
                 user=request.user, session_key=request.session.session_key,
-                ip=get_adapter().get_client_ip(request),
+                ip=client_ip(request),
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:agent_length],
             )
     except IntegrityError:

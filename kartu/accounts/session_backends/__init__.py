@@ -26,5 +26,9 @@ class WriteOnceOnCreate(SessionBase):
     def save(self, must_create: bool = False) -> None:
         if self.session_key is None:
             self.create()
-        super().save(must_create=must_create or self._unsaved)
+        self._write(must_create or self._unsaved)
         self._unsaved = False
+
+    def _write(self, must_create: bool) -> None:
+        """Write the session (the backend's own save; a subclass may write it its own way)."""
+        super().save(must_create=must_create)

@@ -11,14 +11,10 @@ from kartu.accounts.session_backends import WriteOnceOnCreate
 
 
 class SessionStore(WriteOnceOnCreate, db.SessionStore):
-    def save(self, must_create: bool = False) -> None:
-        if self.session_key is None:
-            self.create()
-        must_create = must_create or self._unsaved
+    def _write(self, must_create: bool) -> None:
         using = router.db_for_write(self.model)
         if transaction.get_connection(using).in_atomic_block:
-            super(WriteOnceOnCreate, self).save(must_create=must_create)  # Django's, savepoint
-            self._unsaved = False
+            super()._write(must_create)  # Django's save, with its savepoint
             return
         data = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         obj = self.create_model_instance(data)
@@ -32,4 +28,3 @@ class SessionStore(WriteOnceOnCreate, db.SessionStore):
             if not must_create:
                 raise UpdateError from None
             raise
-        self._unsaved = False
