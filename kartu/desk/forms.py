@@ -128,4 +128,4 @@ class BranchRejectForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = self.fields["reason"]
         assert isinstance(field, forms.ChoiceField)
-        field.choices = list(REJECT_REASONS.items())
+        field.choices = [("", _("— pilih alasan —")), *REJECT_REASONS.items()]

@@ -401,6 +401,7 @@ class BranchRow:
     name: str
     nik: str  # masked but for the last four digits
     claimed_at: datetime | None
+    reject_form: BranchRejectForm
 
 
 def _masked_email(link: Link) -> str:
@@ -410,7 +411,8 @@ def _masked_email(link: Link) -> str:
 def _branch_row(link: Link) -> BranchRow:
     return BranchRow(pk=link.pk, email=_masked_email(link),
                      name=link.person.full_name, nik=nik_rules.mask(link.person.nik),
-                     claimed_at=link.confirmed_at)
+                     claimed_at=link.confirmed_at,
+                     reject_form=BranchRejectForm(auto_id=f"reason-{link.pk}-%s"))
 
 
 @never_cache
@@ -421,7 +423,6 @@ def branch_links(request: HttpRequest) -> HttpResponse:
     return render(request, "desk/inbox/branch.html", {
         "page": page,
         "rows": [_branch_row(link) for link in page.object_list],
-        "reasons": list(linking.REJECT_REASONS.items()),
     })
 
 
