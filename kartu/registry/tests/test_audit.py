@@ -167,7 +167,7 @@ def test_concurrent_appends_keep_one_unbroken_chain():
     1..n without a gap, and the chain and the head agree."""
     import threading
 
-    from django.db import close_old_connections
+    from django.db import connections
 
     errors: list[BaseException] = []
 
@@ -179,7 +179,7 @@ def test_concurrent_appends_keep_one_unbroken_chain():
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
-            close_old_connections()
+            connections.close_all()  # this thread's connection: the test DB must drop
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
     for t in threads:
