@@ -59,6 +59,11 @@ PASSWORD = "kata-sandi-bench-yang-panjang-1"  # noqa: S105 (bench accounts only)
 TARGET = 0.85
 BENCH_MAXNUMBER = 2000
 
+# served by bench/_floor_login.py (PATH and HASH_PATH there)
+BENCH_VIEWS = {"allauth": "/akun/login/", "floor": "/bench-floor-login/",
+               "hash": "/bench-hash-only/"}
+VIEW_NAMES = {"allauth": "real", "floor": "floor", "hash": "hash-only"}
+FLOOR_SETTINGS = 'ROOT_URLCONF = "_floor_login"  # --view floor/hash: bench/_floor_login.py\n'
 SETTINGS = textwrap.dedent("""
     from kartu.settings import *  # noqa: F403
     # The only change for the benchmark: the per-IP sign-in limits (every request comes from
@@ -199,7 +204,7 @@ def csrf_pair(port: int) -> tuple[str, str]:
 
 
 def run_logins(port: int, seconds: float, clients: int, users: int, payloads: list[str],
-               csrf: tuple[str, str]) -> dict[str, object]:
+               csrf: tuple[str, str], url: str = "/akun/login/") -> dict[str, object]:
     cookie, token = csrf
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
@@ -226,7 +231,7 @@ def run_logins(port: int, seconds: float, clients: int, users: int, payloads: li
                        "Cookie": f"csrftoken={cookie}", "Referer": f"http://127.0.0.1:{port}/"}
             started = time.perf_counter()
             try:
-                conn.request("POST", "/akun/login/", body=body, headers=headers)
+                conn.request("POST", url, body=body, headers=headers)
                 response = conn.getresponse()
                 body_bytes = response.read()
             except (OSError, http.client.HTTPException) as exc:
@@ -275,19 +280,25 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=5000,
                     help="members signing in, in turn (each login adds a session to its user)")
     ap.add_argument("--redis", default="", help="KARTU_REDIS_URL for cache and sessions")
+    ap.add_argument("--view", choices=list(BENCH_VIEWS), default="allauth",
+                    help="allauth: kartu's real login view (the target); floor: the hand-written "
+                         "sign-in of bench/_floor_login.py (what the issue requires, without "
+                         "allauth's flow); hash: a view that only checks the password there")
     ap.add_argument("--out", default="", help="also write the report to this file")
     args = ap.parse_args()
 
     procs = os.cpu_count() or 1
     data_dir = Path(tempfile.mkdtemp(prefix="kartu-login-bench-"))
-    (data_dir / "login_bench_settings.py").write_text(SETTINGS)
+    (data_dir / "login_bench_settings.py").write_text(
+        SETTINGS + (FLOOR_SETTINGS if args.view != "allauth" else ""))
+    url = BENCH_VIEWS[args.view]
     key = secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KARTU_")}
     env.update({
         "KARTU_DATA_DIR": str(data_dir), "KARTU_ALTCHA_HMAC_KEY": key,
         "KARTU_SECRET_KEY": secrets.token_urlsafe(40), "KARTU_LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "login_bench_settings",
-        "PYTHONPATH": os.pathsep.join([str(data_dir), str(ROOT)]),
+        "PYTHONPATH": os.pathsep.join([str(data_dir), str(ROOT), str(ROOT / "bench")]),
     })
     if args.redis:
         env["KARTU_REDIS_URL"] = args.redis
@@ -301,9 +312,9 @@ def main() -> None:
         raw_before = raw_rate(args.seconds / 2, procs)
         server = start_server(env, port, args.workers, args.threads)
         csrf = csrf_pair(port)
-        run_logins(port, 2.0, args.clients, args.users, payloads, csrf)  # warm up
+        run_logins(port, 2.0, args.clients, args.users, payloads, csrf, url)  # warm up
         server_cpu0, client_cpu0 = group_cpu_s(server.pid), time.process_time()
-        result = run_logins(port, args.seconds, args.clients, args.users, payloads, csrf)
+        result = run_logins(port, args.seconds, args.clients, args.users, payloads, csrf, url)
         server_cpu = group_cpu_s(server.pid) - server_cpu0
         client_cpu = time.process_time() - client_cpu0
         os.killpg(server.pid, signal.SIGTERM)
@@ -329,12 +340,13 @@ def main() -> None:
         f"server: kartu web (granian WSGI) --workers {args.workers} --threads {args.threads}; "
         f"cache and sessions: {'Redis' if args.redis else 'SQLite database (WAL)'}; "
         f"client: {args.clients} keep-alive connections on the same machine",
-        "login: POST /akun/login/ (email + password + solved ALTCHA + CSRF) -> 302 /akun/; "
+        f"login: POST {url} (email + password + solved ALTCHA + CSRF) -> 302 /akun/; "
         "Argon2id m=19456 KiB, t=2, p=1",
         "",
         f"raw Argon2id verify, {procs} processes:  {raw:8.1f} /s   "
         f"(before {raw_before:.1f}, after {raw_after:.1f})",
-        f"logins through the real view:       {result['per_second']:8.1f} /s   "
+        f"{'logins through the ' + VIEW_NAMES[args.view] + ' view:':<36s}"
+        f"{result['per_second']:8.1f} /s   "
         f"({result['logins']} in {result['seconds']:.1f} s; "
         f"p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms)",
         f"failures: {result['failures'] or 'none'}",
