@@ -34,13 +34,12 @@ from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import include, path
 from django.views.decorators.debug import sensitive_post_parameters
+from login_bench import BENCH_VIEWS  # the URLs the bench posts to (bench/ is on the path)
 
 from kartu.accounts import signin_limits
 from kartu.accounts.altcha import Rejected, consume
 from kartu.accounts.receivers import record_session_at_login
 
-PATH = "/bench-floor-login/"
-HASH_PATH = "/bench-hash-only/"
 _stored: dict[str, str] = {}
 
 
@@ -81,7 +80,7 @@ def hash_only(request: HttpRequest) -> HttpResponse:
 
 
 urlpatterns = [
-    path(PATH.strip("/") + "/", floor_login),
-    path(HASH_PATH.strip("/") + "/", hash_only),
+    path(BENCH_VIEWS["floor"][0].lstrip("/"), floor_login),
+    path(BENCH_VIEWS["hash"][0].lstrip("/"), hash_only),
     path("", include("kartu.urls")),
 ]

@@ -59,10 +59,9 @@ PASSWORD = "kata-sandi-bench-yang-panjang-1"  # noqa: S105 (bench accounts only)
 TARGET = 0.85
 BENCH_MAXNUMBER = 2000
 
-# served by bench/_floor_login.py (PATH and HASH_PATH there)
-BENCH_VIEWS = {"allauth": "/akun/login/", "floor": "/bench-floor-login/",
-               "hash": "/bench-hash-only/"}
-VIEW_NAMES = {"allauth": "real", "floor": "floor", "hash": "hash-only"}
+# --view: (URL posted to, name in the report); floor and hash are served by bench/_floor_login.py
+BENCH_VIEWS = {"allauth": ("/akun/login/", "real"), "floor": ("/bench-floor-login/", "floor"),
+               "hash": ("/bench-hash-only/", "hash-only")}
 FLOOR_SETTINGS = 'ROOT_URLCONF = "_floor_login"  # --view floor/hash: bench/_floor_login.py\n'
 SETTINGS = textwrap.dedent("""
     from kartu.settings import *  # noqa: F403
@@ -291,7 +290,7 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="kartu-login-bench-"))
     (data_dir / "login_bench_settings.py").write_text(
         SETTINGS + (FLOOR_SETTINGS if args.view != "allauth" else ""))
-    url = BENCH_VIEWS[args.view]
+    url, view_name = BENCH_VIEWS[args.view]
     key = secrets.token_urlsafe(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith("KARTU_")}
     env.update({
@@ -345,7 +344,7 @@ def main() -> None:
         "",
         f"raw Argon2id verify, {procs} processes:  {raw:8.1f} /s   "
         f"(before {raw_before:.1f}, after {raw_after:.1f})",
-        f"{'logins through the ' + VIEW_NAMES[args.view] + ' view:':<36s}"
+        f"{'logins through the ' + view_name + ' view:':<36s}"
         f"{result['per_second']:8.1f} /s   "
         f"({result['logins']} in {result['seconds']:.1f} s; "
         f"p50 {result['p50_ms']:.1f} ms, p95 {result['p95_ms']:.1f} ms)",
@@ -354,7 +353,8 @@ def main() -> None:
         f"the rest {server_ms - hash_ms:.1f} ms); client {1000 * client_cpu / logins:.1f} ms; "
         f"{100 * TARGET:.0f} % of the raw rate leaves {allowed_ms:.1f} ms beside the hash",
         f"efficiency (logins / raw hashes):   {100 * ratio:8.1f} %   "
-        f"target >= {100 * TARGET:.0f} % -> {'MET' if ratio >= TARGET else 'NOT MET'}",
+        + (f"target >= {100 * TARGET:.0f} % -> {'MET' if ratio >= TARGET else 'NOT MET'}"
+         if args.view == "allauth" else "(for comparison: the target is the real view's)"),
     ]
     report = "\n".join(lines)
     print(report)
